@@ -1,0 +1,25 @@
+/* A growable byte buffer: the one type our modules use to hand encoded bytes around
+ * (job envelopes, JSON text, HTTP bodies). Callers own the storage and free it with
+ * imk_buf_deinit(). */
+#ifndef IMKIT_BUF_H
+#define IMKIT_BUF_H
+
+#include <stddef.h>
+
+typedef struct imk_buf {
+    char *data; /* NUL-terminated when len < cap, which every append keeps true */
+    size_t len;
+    size_t cap;
+} imk_buf_t;
+
+#define IMK_BUF_INIT {NULL, 0, 0}
+
+/* Appends n bytes; returns 0 or IMK_ENOMEM (the buffer is then unchanged). */
+int imk_buf_append(imk_buf_t *b, const void *data, size_t n);
+int imk_buf_append_str(imk_buf_t *b, const char *s);
+/* printf-style append. */
+int imk_buf_printf(imk_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void imk_buf_reset(imk_buf_t *b);
+void imk_buf_deinit(imk_buf_t *b);
+
+#endif

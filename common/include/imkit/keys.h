@@ -1,0 +1,28 @@
+/* Redis key and channel names on the C side (DESIGN.md's schema). The Lua library
+ * (worker/lua/imkit.lua) builds the same names from the same prefix: change both together.
+ * Each function writes a NUL-terminated name into out and returns its length, or
+ * IMK_ETOOBIG when outlen is too small. */
+#ifndef IMKIT_KEYS_H
+#define IMKIT_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IMK_KEY_MAX 256
+
+int imk_key_jobs(char *out, size_t outlen, const char *prefix, int partition);
+int imk_key_dead(char *out, size_t outlen, const char *prefix);
+int imk_key_token(char *out, size_t outlen, const char *prefix, const char *sha256_hex);
+int imk_key_online(char *out, size_t outlen, const char *prefix, const char *client);
+int imk_key_gateway_alive(char *out, size_t outlen, const char *prefix, const char *gateway);
+int imk_key_client_rooms(char *out, size_t outlen, const char *prefix, const char *client);
+
+int imk_channel_gateway(char *out, size_t outlen, const char *prefix, const char *gateway);
+int imk_channel_room(char *out, size_t outlen, const char *prefix, const char *room);
+int imk_channel_client(char *out, size_t outlen, const char *prefix, const char *client);
+
+/* The job stream partition of a room or client id: FNV-1a of the id mod partitions, so
+ * every job about one room lands in one stream. */
+int imk_partition(const char *id, size_t len, int partitions);
+
+#endif

@@ -1,0 +1,16 @@
+/* Text checks and JSON string escaping shared by the gateway's parsers. */
+#ifndef IMKIT_TEXT_H
+#define IMKIT_TEXT_H
+
+#include "imkit/buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF. */
+bool imk_utf8_valid(const char *s, size_t len);
+
+/* Appends s as a quoted JSON string. Returns 0 or IMK_ENOMEM. */
+int imk_json_quote(imk_buf_t *out, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,99 @@
+/* The log sink: stderr, one line per record, text (key=value) or JSON. The settings are
+ * written once at start by main() and only read afterwards. */
+#include "imkit/log.h"
+#include "imkit/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static struct {
+    int level;
+    int json;
+    const char *program;
+} settings = {IMK_LOG_INFO, 0, "imkit"};
+
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+int imk_log_setup(const char *level, const char *format, const char *program)
+{
+    int found = -1;
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(level, level_names[i]) == 0) {
+            found = i;
+        }
+    }
+    if (found < 0 || (strcmp(format, "text") != 0 && strcmp(format, "json") != 0)) {
+        return IMK_EINVAL;
+    }
+    settings.level = found;
+    settings.json = strcmp(format, "json") == 0;
+    settings.program = program;
+    return 0;
+}
+
+int imk_log_enabled(int level)
+{
+    return level >= settings.level;
+}
+
+/* Turns "a=1 b=x y" into JSON members: values are kept as strings, split at the spaces
+ * that precede a key. Good enough for our own fields, which never hold spaces. */
+static void write_json_fields(FILE *out, const char *fields)
+{
+    const char *p = fields;
+    while (*p != '\0') {
+        while (*p == ' ') {
+            p++;
+        }
+        const char *eq = strchr(p, '=');
+        if (*p == '\0' || eq == NULL) {
+            break;
+        }
+        const char *end = strchr(eq, ' ');
+        if (end == NULL) {
+            end = eq + strlen(eq);
+        }
+        fprintf(out, ",\"%.*s\":\"", (int)(eq - p), p);
+        for (const char *c = eq + 1; c < end; c++) {
+            if (*c == '"' || *c == '\\') {
+                fputc('\\', out);
+            }
+            if ((unsigned char)*c >= 0x20) {
+                fputc(*c, out);
+            }
+        }
+        fputc('"', out);
+        p = end;
+    }
+}
+
+void imk_log_write(int level, const char *event, const char *fmt, ...)
+{
+    char fields[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(fields, sizeof(fields), fmt, ap);
+    va_end(ap);
+
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+
+    flockfile(stderr);
+    if (settings.json) {
+        fprintf(stderr, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"prog\":\"%s\",\"event\":\"%s\"",
+                when, (long)(tv.tv_usec / 1000), level_names[level], settings.program, event);
+        write_json_fields(stderr, fields);
+        fputs("}\n", stderr);
+    } else {
+        fprintf(stderr, "ts=%s.%03ldZ level=%s prog=%s event=%s %s\n", when,
+                (long)(tv.tv_usec / 1000), level_names[level], settings.program, event, fields);
+    }
+    funlockfile(stderr);
+}

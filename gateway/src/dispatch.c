@@ -1,0 +1,140 @@
+/* Queries and jobs on their way to Redis, answers on their way back. */
+#include "dispatch.h"
+#include "imkit/err.h"
+#include "imkit/job.h"
+#include "imkit/keys.h"
+#include "imkit/log.h"
+#include "link.h"
+
+#include <hiredis/hiredis.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* What a Redis reply callback needs to find its waiting request. */
+struct reply_ref {
+    imk_gateway_t *gw;
+    uint64_t req;
+};
+
+static const char unavailable[] = "unavailable";
+static const char redis_gone[] = "storage unreachable; safe to retry";
+
+static void answer_failure(imk_gateway_t *gw, uint64_t req, const redisReply *reply)
+{
+    if (reply == NULL) {
+        imk_pending_answer(gw->pending, req, unavailable, sizeof(unavailable) - 1, redis_gone,
+                           sizeof(redis_gone) - 1);
+        return;
+    }
+    IMK_ERROR("redis_reply", "req=%llu error=\"%s\"", (unsigned long long)req,
+              reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    /* A missing function means no worker has loaded the library yet. */
+    bool no_function = reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "Function") != NULL;
+    const char *status = no_function ? unavailable : "internal";
+    const char *msg = no_function ? "no worker has started yet; safe to retry" : "internal error";
+    imk_pending_answer(gw->pending, req, status, strlen(status), msg, strlen(msg));
+}
+
+/* The reply of a FCALL_RO: {status, body} as the function library returns it. */
+static void on_query_reply(struct redisReply *reply, void *arg)
+{
+    struct reply_ref *q = arg;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        imk_pending_answer(q->gw->pending, q->req, reply->element[0]->str,
+                           reply->element[0]->len, reply->element[1]->str,
+                           reply->element[1]->len);
+    } else {
+        answer_failure(q->gw, q->req, reply);
+    }
+    free(q);
+}
+
+/* The reply of the XADD of a job: only a failure matters, the answer comes from a worker. */
+static void on_job_queued(struct redisReply *reply, void *arg)
+{
+    struct reply_ref *q = arg;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        answer_failure(q->gw, q->req, reply);
+    }
+    free(q);
+}
+
+static int send_query(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)
+{
+    const char *argv[] = {"FCALL_RO", call->function, "0", gw->cfg->redis_prefix, call->from,
+                          call->args->data};
+    size_t lens[] = {8, strlen(call->function), 1, strlen(gw->cfg->redis_prefix),
+                     strlen(call->from), call->args->len};
+    return imk_link_command(gw->link, on_query_reply, q, 6, argv, lens);
+}
+
+static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)
+{
+    char job_id[160];
+    uint64_t req = q->req;
+    int id_len = snprintf(job_id, sizeof(job_id), "%s.%llu", gw->id, (unsigned long long)req);
+    imk_job_t job = {
+        .v = IMK_JOB_VERSION,
+        .kind = {call->function, strlen(call->function)},
+        .job_id = {job_id, (size_t)id_len},
+        .gw = {gw->id, strlen(gw->id)},
+        .conn = call->conn,
+        .req = req,
+        .from = {call->from, strlen(call->from)},
+        .at = imk_now_ms(),
+        .args = {call->args->data, call->args->len},
+    };
+    imk_buf_t envelope = IMK_BUF_INIT;
+    if (imk_job_encode(&job, &envelope) != 0) {
+        imk_buf_deinit(&envelope);
+        return IMK_ENOMEM;
+    }
+    const char *key = call->partition != NULL ? call->partition : call->from;
+    char stream[IMK_KEY_MAX];
+    imk_key_jobs(stream, sizeof(stream), gw->cfg->redis_prefix,
+                 imk_partition(key, strlen(key), gw->cfg->jobs_partitions));
+    const char *argv[] = {"XADD", stream, "*", "j", envelope.data};
+    size_t lens[] = {4, strlen(stream), 1, 1, envelope.len};
+    int rc = imk_link_command(gw->link, on_job_queued, q, 5, argv, lens);
+    imk_buf_deinit(&envelope);
+    return rc;
+}
+
+int imk_dispatch(imk_gateway_t *gw, const imk_call_t *call, imk_pending_fn *fn, void *ctx,
+                 uint64_t tag)
+{
+    if (!imk_link_ready(gw->link)) {
+        return IMK_EREDIS;
+    }
+    struct reply_ref *q = malloc(sizeof(*q));
+    if (q == NULL) {
+        return IMK_ENOMEM;
+    }
+    q->gw = gw;
+    q->req = imk_pending_add(gw->pending, fn, ctx, tag);
+    if (q->req == 0) {
+        free(q);
+        return IMK_ENOMEM;
+    }
+    int rc = call->query ? send_query(gw, call, q) : send_job(gw, call, q);
+    if (rc != 0) {
+        /* Nobody will answer: drop the entry silently, the caller answers. */
+        imk_pending_forget_req(gw->pending, q->req);
+        free(q);
+    }
+    return rc;
+}
+
+void imk_dispatch_on_answer(imk_gateway_t *gw, const char *data, size_t len)
+{
+    imk_answer_t answer;
+    if (imk_answer_decode(data, len, &answer) != 0) {
+        IMK_WARN("bad_answer", "bytes=%zu", len);
+        return;
+    }
+    imk_pending_answer(gw->pending, answer.req, answer.status.ptr, answer.status.len,
+                       answer.body.ptr, answer.body.len);
+}

@@ -1,0 +1,235 @@
+/* Room and client registries of local sessions, and their channel subscriptions. */
+#include "fanout.h"
+#include "imkit/err.h"
+#include "imkit/keys.h"
+#include "imkit/log.h"
+#include "link.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The local sessions of one room or one client. */
+struct group {
+    imk_session_t **items;
+    size_t n;
+    size_t cap;
+};
+
+struct imk_fanout {
+    imk_gateway_t *gw;
+    imk_map_t *rooms;   /* room id -> group */
+    imk_map_t *clients; /* client id -> group */
+};
+
+imk_fanout_t *imk_fanout_create(imk_gateway_t *gw)
+{
+    imk_fanout_t *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        return NULL;
+    }
+    f->gw = gw;
+    f->rooms = imk_map_create();
+    f->clients = imk_map_create();
+    if (f->rooms == NULL || f->clients == NULL) {
+        imk_fanout_destroy(f);
+        return NULL;
+    }
+    return f;
+}
+
+static void free_group(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    (void)arg;
+    struct group *g = value;
+    free(g->items);
+    free(g);
+}
+
+void imk_fanout_destroy(imk_fanout_t *f)
+{
+    if (f == NULL) {
+        return;
+    }
+    if (f->rooms != NULL) {
+        imk_map_foreach(f->rooms, free_group, NULL);
+    }
+    if (f->clients != NULL) {
+        imk_map_foreach(f->clients, free_group, NULL);
+    }
+    imk_map_destroy(f->rooms);
+    imk_map_destroy(f->clients);
+    free(f);
+}
+
+typedef int channel_name_fn(char *out, size_t outlen, const char *prefix, const char *id);
+
+static void channel_of(imk_fanout_t *f, channel_name_fn *name, const char *id, size_t len,
+                       char *out)
+{
+    char copy[IMK_ID_MAX + 1];
+    snprintf(copy, sizeof(copy), "%.*s", (int)len, id);
+    name(out, IMK_KEY_MAX, f->gw->cfg->redis_prefix, copy);
+}
+
+/* Adds s to the group of id in map, creating it (and subscribing) for the first session. */
+static int group_add(imk_fanout_t *f, imk_map_t *map, channel_name_fn *name, const char *id,
+                     size_t len, imk_session_t *s)
+{
+    struct group *g = imk_map_get(map, id, len);
+    if (g == NULL) {
+        g = calloc(1, sizeof(*g));
+        if (g == NULL || imk_map_put(map, id, len, g) != 0) {
+            free(g);
+            return IMK_ENOMEM;
+        }
+        char channel[IMK_KEY_MAX];
+        channel_of(f, name, id, len, channel);
+        imk_link_subscribe(f->gw->link, channel, strlen(channel));
+    }
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 4;
+        imk_session_t **items = realloc(g->items, cap * sizeof(*items));
+        if (items == NULL) {
+            return IMK_ENOMEM;
+        }
+        g->items = items;
+        g->cap = cap;
+    }
+    g->items[g->n++] = s;
+    return 0;
+}
+
+static void group_remove(imk_fanout_t *f, imk_map_t *map, channel_name_fn *name, const char *id,
+                         size_t len, imk_session_t *s)
+{
+    struct group *g = imk_map_get(map, id, len);
+    if (g == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        if (g->items[i] == s) {
+            g->items[i] = g->items[--g->n];
+            break;
+        }
+    }
+    if (g->n == 0) {
+        imk_map_remove(map, id, len);
+        free_group(NULL, 0, g, NULL);
+        char channel[IMK_KEY_MAX];
+        channel_of(f, name, id, len, channel);
+        imk_link_unsubscribe(f->gw->link, channel, strlen(channel));
+    }
+}
+
+int imk_fanout_add_client(imk_fanout_t *f, imk_session_t *s)
+{
+    return group_add(f, f->clients, imk_channel_client, s->client, strlen(s->client), s);
+}
+
+int imk_fanout_join(imk_fanout_t *f, imk_session_t *s, const char *room, size_t len)
+{
+    if (imk_map_get(s->rooms, room, len) != NULL) {
+        return 0;
+    }
+    if (imk_map_put(s->rooms, room, len, s) != 0) {
+        return IMK_ENOMEM;
+    }
+    return group_add(f, f->rooms, imk_channel_room, room, len, s);
+}
+
+void imk_fanout_leave(imk_fanout_t *f, imk_session_t *s, const char *room, size_t len)
+{
+    if (imk_map_remove(s->rooms, room, len) != NULL) {
+        group_remove(f, f->rooms, imk_channel_room, room, len, s);
+    }
+}
+
+struct leave_all {
+    imk_fanout_t *f;
+    imk_session_t *s;
+};
+
+static void leave_one(const char *key, size_t len, void *value, void *arg)
+{
+    (void)value;
+    struct leave_all *la = arg;
+    group_remove(la->f, la->f->rooms, imk_channel_room, key, len, la->s);
+}
+
+void imk_fanout_remove_session(imk_fanout_t *f, imk_session_t *s)
+{
+    struct leave_all la = {f, s};
+    imk_map_foreach(s->rooms, leave_one, &la);
+    if (s->authenticated) {
+        group_remove(f, f->clients, imk_channel_client, s->client, strlen(s->client), s);
+    }
+}
+
+static void send_to_group(struct group *g, const char *payload, size_t len)
+{
+    for (size_t i = 0; g != NULL && i < g->n; i++) {
+        imk_session_send(g->items[i], payload, len);
+    }
+}
+
+/* Personal events that change what a client's sessions receive: room.joined subscribes
+ * them to the room, room.left unsubscribes. */
+static void follow_membership(imk_fanout_t *f, struct group *g, const char *payload, size_t len)
+{
+    json_t *ev = json_loadb(payload, len, 0, NULL);
+    const char *name = json_string_value(json_object_get(ev, "ev"));
+    json_t *data = json_object_get(ev, "data");
+    if (name != NULL && g != NULL) {
+        bool joined = strcmp(name, "room.joined") == 0;
+        bool left = strcmp(name, "room.left") == 0;
+        json_t *room = json_object_get(data, joined ? "id" : "room");
+        for (size_t i = 0; (joined || left) && json_is_string(room) && i < g->n; i++) {
+            if (joined) {
+                imk_fanout_join(f, g->items[i], json_string_value(room),
+                                json_string_length(room));
+            } else {
+                imk_fanout_leave(f, g->items[i], json_string_value(room),
+                                 json_string_length(room));
+            }
+        }
+    }
+    json_decref(ev);
+}
+
+/* "ch:r:{id}" or "ch:u:{id}" after the prefix: the kind letter and the id. */
+static int parse_channel(const char *name, size_t len, char *kind, const char **id,
+                         size_t *id_len)
+{
+    if (len < 8 || memcmp(name, "ch:", 3) != 0 || name[4] != ':' || name[5] != '{' ||
+        name[len - 1] != '}') {
+        return IMK_EINVAL;
+    }
+    *kind = name[3];
+    *id = name + 6;
+    *id_len = len - 7;
+    return 0;
+}
+
+void imk_fanout_deliver(imk_fanout_t *f, const char *channel, size_t channel_len,
+                        const char *payload, size_t payload_len)
+{
+    size_t plen = strlen(f->gw->cfg->redis_prefix);
+    char kind;
+    const char *id;
+    size_t id_len;
+    if (channel_len <= plen ||
+        parse_channel(channel + plen, channel_len - plen, &kind, &id, &id_len) != 0) {
+        IMK_WARN("unknown_channel", "channel=%.*s", (int)channel_len, channel);
+        return;
+    }
+    if (kind == 'r') {
+        send_to_group(imk_map_get(f->rooms, id, id_len), payload, payload_len);
+    } else if (kind == 'u') {
+        struct group *g = imk_map_get(f->clients, id, id_len);
+        follow_membership(f, g, payload, payload_len);
+        send_to_group(g, payload, payload_len);
+    }
+}

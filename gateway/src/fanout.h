@@ -1,0 +1,27 @@
+/* Local fan-out: which sessions of this gateway belong to which room and which client, the
+ * Redis channels subscribed for them (one per room and per client with at least one local
+ * session), and delivery of a channel's message to those sessions, the same bytes to each. */
+#ifndef IMKIT_GATEWAY_FANOUT_H
+#define IMKIT_GATEWAY_FANOUT_H
+
+#include "gateway.h"
+#include "session.h"
+
+typedef struct imk_fanout imk_fanout_t;
+
+imk_fanout_t *imk_fanout_create(imk_gateway_t *gw);
+void imk_fanout_destroy(imk_fanout_t *f);
+
+/* Registers an authenticated session under its client id. Returns 0 or IMK_ENOMEM. */
+int imk_fanout_add_client(imk_fanout_t *f, imk_session_t *s);
+/* Registers a session in a room (idempotent). Returns 0 or IMK_ENOMEM. */
+int imk_fanout_join(imk_fanout_t *f, imk_session_t *s, const char *room, size_t len);
+void imk_fanout_leave(imk_fanout_t *f, imk_session_t *s, const char *room, size_t len);
+/* Removes a session from its client and every room. */
+void imk_fanout_remove_session(imk_fanout_t *f, imk_session_t *s);
+
+/* A message of a room or client channel (the prefix included in channel). */
+void imk_fanout_deliver(imk_fanout_t *f, const char *channel, size_t channel_len,
+                        const char *payload, size_t payload_len);
+
+#endif

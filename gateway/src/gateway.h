@@ -1,0 +1,39 @@
+/* The gateway's shared context: what every module of imkit-gateway reaches through one
+ * pointer (configuration, loop, Redis links, waiting requests, local fan-out, sessions).
+ * Created by main.c; modules never hold globals. */
+#ifndef IMKIT_GATEWAY_H
+#define IMKIT_GATEWAY_H
+
+#include "imkit/config.h"
+#include "imkit/jwt.h"
+#include "imkit/map.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct imk_link;
+struct imk_pending;
+struct imk_fanout;
+struct imk_public;
+struct imk_admin;
+
+typedef struct imk_gateway {
+    const imk_config_t *cfg;
+    struct event_base *base;
+    char id[128];
+    imk_jwt_keys_t *jwt;
+    struct imk_link *link;
+    struct imk_pending *pending;
+    struct imk_fanout *fanout;
+    struct imk_public *public_listener;
+    struct imk_admin *admin;
+    imk_map_t *sessions; /* session id -> imk_session_t */
+    uint64_t next_session_id;
+    bool stopping;
+} imk_gateway_t;
+
+/* Milliseconds since the epoch, the server clock of the contract. */
+int64_t imk_now_ms(void);
+
+#endif

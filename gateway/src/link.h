@@ -1,0 +1,47 @@
+/* The gateway's two Redis connections (hiredis async on libevent): one for commands (XADD of
+ * jobs, FCALL_RO queries, presence), one for SUBSCRIBE. Both reconnect with backoff by
+ * themselves; the subscriber resubscribes every channel it held. */
+#ifndef IMKIT_GATEWAY_LINK_H
+#define IMKIT_GATEWAY_LINK_H
+
+#include "imkit/config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct redisReply;
+
+typedef struct imk_link imk_link_t;
+
+/* Called with the reply, or NULL when the link failed before the reply came. The reply is
+ * borrowed: valid until the callback returns. */
+typedef void imk_link_reply_fn(struct redisReply *reply, void *arg);
+/* Called for every message of a subscribed channel; both buffers borrowed. */
+typedef void imk_link_message_fn(const char *channel, size_t channel_len, const char *payload,
+                                 size_t payload_len, void *arg);
+/* Called after each (re)connection of the subscriber, once its channels are resubscribed:
+ * whatever was published meanwhile is lost, and the owner may want to say so. */
+typedef void imk_link_ready_fn(void *arg);
+
+imk_link_t *imk_link_create(struct event_base *base, const imk_config_t *cfg,
+                            imk_link_message_fn *on_message, imk_link_ready_fn *on_ready,
+                            void *arg);
+void imk_link_destroy(imk_link_t *link);
+
+/* Connects both; returns 0 (connection goes on in the background) or IMK_EINVAL. */
+int imk_link_start(imk_link_t *link);
+bool imk_link_ready(const imk_link_t *link);
+
+/* Sends a command; fn may be NULL when the reply does not matter. Returns 0 (fn will be
+ * called exactly once) or IMK_EREDIS when the link is
+ * down (fn is never called). */
+int imk_link_command(imk_link_t *link, imk_link_reply_fn *fn, void *arg, int argc,
+                     const char **argv, const size_t *lens);
+
+/* Subscribes or unsubscribes one channel; remembered across reconnects. Returns 0 or
+ * IMK_ENOMEM. */
+int imk_link_subscribe(imk_link_t *link, const char *channel, size_t len);
+void imk_link_unsubscribe(imk_link_t *link, const char *channel, size_t len);
+
+#endif

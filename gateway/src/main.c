@@ -1,0 +1,182 @@
+/* imkit-gateway: wires the configuration, the Redis links, the listeners and the fan-out
+ * together, runs the event loop, and stops gracefully on SIGTERM or SIGINT. */
+#include "admin.h"
+#include "dispatch.h"
+#include "fanout.h"
+#include "gateway.h"
+#include "imkit/keys.h"
+#include "imkit/log.h"
+#include "link.h"
+#include "pending.h"
+#include "public.h"
+#include "session.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define DRAIN_MS 1000
+
+int64_t imk_now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Every subscribed channel's message: an answer to us, or an event to fan out. */
+static void on_channel_message(const char *channel, size_t channel_len, const char *payload,
+                               size_t payload_len, void *arg)
+{
+    imk_gateway_t *gw = arg;
+    char own[IMK_KEY_MAX];
+    int own_len = imk_channel_gateway(own, sizeof(own), gw->cfg->redis_prefix, gw->id);
+    if (own_len > 0 && (size_t)own_len == channel_len && memcmp(own, channel, channel_len) == 0) {
+        imk_dispatch_on_answer(gw, payload, payload_len);
+    } else {
+        imk_fanout_deliver(gw->fanout, channel, channel_len, payload, payload_len);
+    }
+}
+
+/* Renews this gateway's liveness key, so others can tell when it died. */
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    imk_gateway_t *gw = arg;
+    char key[IMK_KEY_MAX], ttl[16];
+    imk_key_gateway_alive(key, sizeof(key), gw->cfg->redis_prefix, gw->id);
+    snprintf(ttl, sizeof(ttl), "%d", gw->cfg->gateway_heartbeat_ms * 3);
+    const char *argv[] = {"SET", key, "1", "PX", ttl};
+    size_t lens[] = {3, strlen(key), 1, 2, strlen(ttl)};
+    imk_link_command(gw->link, NULL, NULL, 5, argv, lens);
+}
+
+static void on_drained(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopexit(arg, NULL);
+}
+
+/* SIGTERM/SIGINT: stop accepting, close every session with 1001, give the close frames a
+ * moment to leave, then leave the loop. */
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    imk_gateway_t *gw = arg;
+    if (gw->stopping) {
+        return;
+    }
+    gw->stopping = true;
+    IMK_INFO("stopping", "sessions=%zu", imk_map_size(gw->sessions));
+    imk_public_destroy(gw->public_listener);
+    gw->public_listener = NULL;
+    imk_session_close_all(gw);
+    struct timeval drain = {0, DRAIN_MS * 1000};
+    event_base_once(gw->base, -1, EV_TIMEOUT, on_drained, gw->base, &drain);
+}
+
+static void default_id(imk_gateway_t *gw)
+{
+    if (gw->cfg->gateway_id[0] != '\0') {
+        snprintf(gw->id, sizeof(gw->id), "%s", gw->cfg->gateway_id);
+        return;
+    }
+    char host[64] = "gateway";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(gw->id, sizeof(gw->id), "%s-%ld", host, (long)getpid());
+}
+
+static int start(imk_gateway_t *gw)
+{
+    char channel[IMK_KEY_MAX];
+    gw->jwt = imk_jwt_keys_create(gw->cfg->auth_jwt_secrets);
+    if (gw->jwt == NULL) {
+        fprintf(stderr, "imkit-gateway: auth.jwt_secrets is malformed\n");
+        return -1;
+    }
+    gw->sessions = imk_map_create();
+    gw->pending = imk_pending_create(gw->base, gw->cfg->gateway_request_timeout_ms);
+    gw->fanout = imk_fanout_create(gw);
+    gw->link = imk_link_create(gw->base, gw->cfg, on_channel_message, NULL, gw);
+    if (gw->sessions == NULL || gw->pending == NULL || gw->fanout == NULL || gw->link == NULL) {
+        fprintf(stderr, "imkit-gateway: cannot start (bad redis.url or no memory)\n");
+        return -1;
+    }
+    imk_channel_gateway(channel, sizeof(channel), gw->cfg->redis_prefix, gw->id);
+    imk_link_subscribe(gw->link, channel, strlen(channel));
+    imk_link_start(gw->link);
+    gw->public_listener = imk_public_create(gw);
+    gw->admin = imk_admin_create(gw);
+    return gw->public_listener != NULL && gw->admin != NULL ? 0 : -1;
+}
+
+static void stop(imk_gateway_t *gw)
+{
+    imk_admin_destroy(gw->admin);
+    imk_public_destroy(gw->public_listener);
+    imk_pending_destroy(gw->pending);
+    imk_link_destroy(gw->link);
+    imk_fanout_destroy(gw->fanout);
+    imk_map_destroy(gw->sessions);
+    imk_jwt_keys_destroy(gw->jwt);
+}
+
+int main(int argc, char **argv)
+{
+    imk_config_t cfg;
+    char err[512];
+    int rc = imk_config_load(&cfg, argc, argv, environ, "imkit-gateway", err, sizeof(err));
+    if (rc != IMK_CONFIG_RUN) {
+        if (rc < 0) {
+            fprintf(stderr, "imkit-gateway: %s\n", err);
+        }
+        imk_config_deinit(&cfg);
+        return rc < 0 ? 2 : 0;
+    }
+    imk_log_setup(cfg.log_level, cfg.log_format, "imkit-gateway");
+    signal(SIGPIPE, SIG_IGN);
+
+    imk_gateway_t gw;
+    memset(&gw, 0, sizeof(gw));
+    gw.cfg = &cfg;
+    gw.base = event_base_new();
+    default_id(&gw);
+    if (cfg.dev_demo_tokens) {
+        IMK_WARN("dev_demo_tokens",
+                 "note=\"DEVELOPMENT ONLY: /dev/token gives anyone a token for any id; never "
+                 "enable dev.demo_tokens in production\"");
+    }
+    int status = 1;
+    if (gw.base != NULL && start(&gw) == 0) {
+        struct event *sigterm = evsignal_new(gw.base, SIGTERM, on_stop_signal, &gw);
+        struct event *sigint = evsignal_new(gw.base, SIGINT, on_stop_signal, &gw);
+        struct event *heartbeat = event_new(gw.base, -1, EV_PERSIST, on_heartbeat, &gw);
+        struct timeval beat = {cfg.gateway_heartbeat_ms / 1000,
+                               (cfg.gateway_heartbeat_ms % 1000) * 1000};
+        evsignal_add(sigterm, NULL);
+        evsignal_add(sigint, NULL);
+        evtimer_add(heartbeat, &beat);
+        IMK_INFO("start", "gateway=%s redis=%s", gw.id, cfg.redis_url);
+        event_base_dispatch(gw.base);
+        event_free(sigterm);
+        event_free(sigint);
+        event_free(heartbeat);
+        status = 0;
+    }
+    stop(&gw);
+    if (gw.base != NULL) {
+        event_base_free(gw.base);
+    }
+    IMK_INFO("stopped", "gateway=%s", gw.id);
+    imk_config_deinit(&cfg);
+    return status;
+}

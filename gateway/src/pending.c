@@ -1,0 +1,173 @@
+/* The table of waiting requests: a map from request number to entry, a timer per entry. */
+#include "pending.h"
+#include "imkit/map.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+
+struct entry {
+    imk_pending_t *owner;
+    uint64_t req;
+    imk_pending_fn *fn;
+    void *ctx;
+    uint64_t tag;
+    struct event *timer;
+};
+
+struct imk_pending {
+    struct event_base *base;
+    struct timeval timeout;
+    imk_map_t *entries;
+    uint64_t next_req;
+};
+
+static const char unavailable[] = "unavailable";
+static const char timeout_msg[] = "no answer in time; safe to retry";
+
+imk_pending_t *imk_pending_create(struct event_base *base, int timeout_ms)
+{
+    imk_pending_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return NULL;
+    }
+    p->base = base;
+    p->timeout.tv_sec = timeout_ms / 1000;
+    p->timeout.tv_usec = (timeout_ms % 1000) * 1000;
+    p->entries = imk_map_create();
+    p->next_req = 1;
+    if (p->entries == NULL) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void free_entry(struct entry *e)
+{
+    event_free(e->timer);
+    free(e);
+}
+
+static void finish(struct entry *e, const char *status, size_t status_len, const char *body,
+                   size_t body_len)
+{
+    imk_map_remove_u64(e->owner->entries, e->req);
+    imk_pending_fn *fn = e->fn;
+    void *ctx = e->ctx;
+    uint64_t tag = e->tag;
+    free_entry(e);
+    fn(ctx, tag, status, status_len, body, body_len);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    finish(arg, unavailable, sizeof(unavailable) - 1, timeout_msg, sizeof(timeout_msg) - 1);
+}
+
+uint64_t imk_pending_add(imk_pending_t *p, imk_pending_fn *fn, void *ctx, uint64_t tag)
+{
+    struct entry *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        return 0;
+    }
+    e->owner = p;
+    e->req = p->next_req++;
+    e->fn = fn;
+    e->ctx = ctx;
+    e->tag = tag;
+    e->timer = evtimer_new(p->base, on_timeout, e);
+    if (e->timer == NULL || imk_map_put_u64(p->entries, e->req, e) != 0) {
+        if (e->timer != NULL) {
+            event_free(e->timer);
+        }
+        free(e);
+        return 0;
+    }
+    evtimer_add(e->timer, &p->timeout);
+    return e->req;
+}
+
+void imk_pending_answer(imk_pending_t *p, uint64_t req, const char *status, size_t status_len,
+                        const char *body, size_t body_len)
+{
+    struct entry *e = imk_map_get_u64(p->entries, req);
+    if (e != NULL) {
+        finish(e, status, status_len, body, body_len);
+    }
+}
+
+void imk_pending_forget_req(imk_pending_t *p, uint64_t req)
+{
+    struct entry *e = imk_map_remove_u64(p->entries, req);
+    if (e != NULL) {
+        free_entry(e);
+    }
+}
+
+struct forget_args {
+    void *ctx;
+    struct entry **found;
+    size_t n;
+};
+
+static void collect_ctx(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    struct forget_args *fa = arg;
+    struct entry *e = value;
+    if (e->ctx == fa->ctx) {
+        fa->found[fa->n++] = e;
+    }
+}
+
+void imk_pending_forget(imk_pending_t *p, void *ctx)
+{
+    size_t total = imk_map_size(p->entries);
+    if (total == 0) {
+        return;
+    }
+    struct forget_args fa = {ctx, calloc(total, sizeof(struct entry *)), 0};
+    if (fa.found == NULL) {
+        return;
+    }
+    imk_map_foreach(p->entries, collect_ctx, &fa);
+    for (size_t i = 0; i < fa.n; i++) {
+        imk_map_remove_u64(p->entries, fa.found[i]->req);
+        free_entry(fa.found[i]);
+    }
+    free(fa.found);
+}
+
+static void collect_all(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    struct forget_args *fa = arg;
+    fa->found[fa->n++] = value;
+}
+
+void imk_pending_destroy(imk_pending_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    size_t total = imk_map_size(p->entries);
+    struct forget_args fa = {NULL, calloc(total + 1, sizeof(struct entry *)), 0};
+    if (fa.found != NULL) {
+        imk_map_foreach(p->entries, collect_all, &fa);
+        for (size_t i = 0; i < fa.n; i++) {
+            finish(fa.found[i], unavailable, sizeof(unavailable) - 1, "gateway stopping", 16);
+        }
+        free(fa.found);
+    }
+    imk_map_destroy(p->entries);
+    free(p);
+}
+
+size_t imk_pending_count(const imk_pending_t *p)
+{
+    return imk_map_size(p->entries);
+}

@@ -1,0 +1,484 @@
+/* The client protocol on one connection: frame parsing, `auth`, `ping`, and every other
+ * operation through ops.c and dispatch.c; answers and events written back as JSON text. */
+#include "session.h"
+#include "dispatch.h"
+#include "fanout.h"
+#include "imkit/err.h"
+#include "imkit/job.h"
+#include "imkit/keys.h"
+#include "imkit/log.h"
+#include "imkit/text.h"
+#include "link.h"
+#include "ops.h"
+#include "ws.h"
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_ID (-1) /* a request whose id could not be read: answered with "id": null */
+#define SLOW_READER_BYTES (1024 * 1024)
+
+static void send_error(imk_session_t *s, int64_t id, const char *code, const char *message)
+{
+    if (id == 0) {
+        return; /* a request without id gets no answer */
+    }
+    imk_buf_t out = IMK_BUF_INIT;
+    if (id == NO_ID) {
+        imk_buf_append_str(&out, "{\"id\":null");
+    } else {
+        imk_buf_printf(&out, "{\"id\":%lld", (long long)id);
+    }
+    imk_buf_printf(&out, ",\"ok\":false,\"error\":{\"code\":\"%s\",\"message\":", code);
+    imk_json_quote(&out, message, strlen(message));
+    imk_buf_append_str(&out, "}}");
+    imk_session_send(s, out.data, out.len);
+    imk_buf_deinit(&out);
+}
+
+static void send_ok(imk_session_t *s, int64_t id, const char *data, size_t len)
+{
+    if (id <= 0) {
+        return;
+    }
+    imk_buf_t out = IMK_BUF_INIT;
+    imk_buf_printf(&out, "{\"id\":%lld,\"ok\":true,\"data\":", (long long)id);
+    imk_buf_append(&out, data, len);
+    imk_buf_append(&out, "}", 1);
+    imk_session_send(s, out.data, out.len);
+    imk_buf_deinit(&out);
+}
+
+/* The answer of an operation: status "ok" with data, or an error code with a message. */
+static void on_answer(void *ctx, uint64_t tag, const char *status, size_t status_len,
+                      const char *body, size_t body_len)
+{
+    imk_session_t *s = ctx;
+    s->waiting--;
+    if (status_len == 2 && memcmp(status, "ok", 2) == 0) {
+        send_ok(s, (int64_t)tag, body, body_len);
+        return;
+    }
+    char code[32], message[512];
+    snprintf(code, sizeof(code), "%.*s", (int)status_len, status);
+    snprintf(message, sizeof(message), "%.*s", (int)body_len, body);
+    send_error(s, (int64_t)tag, code, message);
+}
+
+static void answer_dispatch_failure(imk_session_t *s, int64_t id, int rc)
+{
+    send_error(s, id, rc == IMK_ENOMEM ? "internal" : "unavailable",
+               rc == IMK_ENOMEM ? "out of memory" : "storage unreachable; safe to retry");
+}
+
+static void run_op(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *data)
+{
+    imk_op_ctx_t ctx = {s->gw->cfg, false};
+    imk_op_route_t route = {NULL, NULL};
+    imk_op_error_t err;
+    imk_buf_t args = IMK_BUF_INIT;
+    if (op->build(&ctx, data, &args, &route, &err) != 0) {
+        send_error(s, id, err.code, err.message);
+        imk_buf_deinit(&args);
+        return;
+    }
+    imk_call_t call = {op->function, op->query, s->client, route.partition, s->id, &args};
+    int rc = imk_dispatch(s->gw, &call, on_answer, s, (uint64_t)(id > 0 ? id : 0));
+    if (rc == 0) {
+        s->waiting++;
+    } else {
+        answer_dispatch_failure(s, id, rc);
+    }
+    imk_buf_deinit(&args);
+}
+
+/* Presence: one count per gateway in the client's online hash; last_seen when it drops to
+ * zero. The callback gets a copy of what it needs: the session may be gone by then. */
+struct presence_ref {
+    imk_gateway_t *gw;
+    char client[IMK_ID_MAX + 1];
+};
+
+static void on_presence_decrement(struct redisReply *reply, void *arg)
+{
+    struct presence_ref *ref = arg;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer <= 0) {
+        imk_gateway_t *gw = ref->gw;
+        char key[IMK_KEY_MAX];
+        char now[24];
+        imk_key_online(key, sizeof(key), gw->cfg->redis_prefix, ref->client);
+        snprintf(now, sizeof(now), "%lld", (long long)imk_now_ms());
+        const char *hdel[] = {"HDEL", key, gw->id};
+        size_t hdel_lens[] = {4, strlen(key), strlen(gw->id)};
+        imk_link_command(gw->link, NULL, NULL, 3, hdel, hdel_lens);
+        const char *hset[] = {"HSET", key, "last_seen", now};
+        size_t hset_lens[] = {4, strlen(key), 9, strlen(now)};
+        imk_link_command(gw->link, NULL, NULL, 4, hset, hset_lens);
+    }
+    free(ref);
+}
+
+static void presence_change(imk_session_t *s, int delta)
+{
+    char key[IMK_KEY_MAX];
+    char by[8];
+    imk_key_online(key, sizeof(key), s->gw->cfg->redis_prefix, s->client);
+    snprintf(by, sizeof(by), "%d", delta);
+    const char *argv[] = {"HINCRBY", key, s->gw->id, by};
+    size_t lens[] = {7, strlen(key), strlen(s->gw->id), strlen(by)};
+    struct presence_ref *ref = NULL;
+    if (delta < 0 && (ref = malloc(sizeof(*ref))) != NULL) {
+        ref->gw = s->gw;
+        snprintf(ref->client, sizeof(ref->client), "%s", s->client);
+    }
+    if (imk_link_command(s->gw->link, ref != NULL ? on_presence_decrement : NULL, ref, 4, argv,
+                         lens) != 0) {
+        free(ref);
+    }
+}
+
+/* Looks a session up by id: callbacks that outlive a request hold ids, not pointers. */
+static imk_session_t *session_by_id(imk_gateway_t *gw, uint64_t id)
+{
+    return imk_map_get_u64(gw->sessions, id);
+}
+
+static void on_token_expired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    imk_session_t *s = arg;
+    imk_session_close(s, 4401, s->authenticated ? "token expired" : "no auth in time");
+}
+
+/* What the last step of a successful auth needs once the client's rooms are read. */
+struct auth_done {
+    imk_gateway_t *gw;
+    uint64_t session;
+    int64_t request;
+    char *client_json;
+};
+
+static void on_rooms_loaded(struct redisReply *reply, void *arg)
+{
+    struct auth_done *done = arg;
+    imk_session_t *s = session_by_id(done->gw, done->session);
+    if (s != NULL) {
+        for (size_t i = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
+             i++) {
+            imk_fanout_join(s->gw->fanout, s, reply->element[i]->str, reply->element[i]->len);
+        }
+        imk_buf_t data = IMK_BUF_INIT;
+        imk_buf_printf(&data, "{\"client\":%s,\"session\":\"%s.%llu\",\"server_time\":%lld}",
+                       done->client_json, s->gw->id, (unsigned long long)s->id,
+                       (long long)imk_now_ms());
+        send_ok(s, done->request, data.data, data.len);
+        imk_buf_deinit(&data);
+    }
+    free(done->client_json);
+    free(done);
+}
+
+/* The client exists and its token is good: become that client, receive its events, count it
+ * online, then answer with its profile once its rooms are subscribed. */
+static void become_client(imk_session_t *s, int64_t request, const char *body, size_t len,
+                          int64_t token_exp_s)
+{
+    json_t *client = json_loadb(body, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(client, "id"));
+    struct auth_done *done = calloc(1, sizeof(*done));
+    if (id == NULL || done == NULL || (done->client_json = strndup(body, len)) == NULL) {
+        free(done);
+        json_decref(client);
+        send_error(s, request, "internal", "bad auth answer");
+        return;
+    }
+    snprintf(s->client, sizeof(s->client), "%s", id);
+    json_decref(client);
+    s->authenticated = true;
+    imk_fanout_add_client(s->gw->fanout, s);
+    presence_change(s, 1);
+    IMK_INFO("auth", "session=%llu client=%s", (unsigned long long)s->id, s->client);
+
+    evtimer_del(s->deadline);
+    if (token_exp_s > 0) {
+        int64_t left = token_exp_s * 1000 - imk_now_ms();
+        struct timeval tv = {left > 0 ? left / 1000 : 0, left > 0 ? (left % 1000) * 1000 : 0};
+        evtimer_add(s->deadline, &tv);
+    }
+
+    done->gw = s->gw;
+    done->session = s->id;
+    done->request = request;
+    char key[IMK_KEY_MAX];
+    imk_key_client_rooms(key, sizeof(key), s->gw->cfg->redis_prefix, s->client);
+    const char *argv[] = {"ZRANGE", key, "0", "-1"};
+    size_t lens[] = {6, strlen(key), 1, 2};
+    if (imk_link_command(s->gw->link, on_rooms_loaded, done, 4, argv, lens) != 0) {
+        on_rooms_loaded(NULL, done);
+    }
+}
+
+static void auth_failed(imk_session_t *s, int64_t id, const char *code, const char *message)
+{
+    send_error(s, id, code, message);
+    if (strcmp(code, "unauthenticated") == 0 &&
+        ++s->auth_failures >= s->gw->cfg->limits_auth_failures) {
+        imk_session_close(s, 4401, "too many failed auth attempts");
+    }
+}
+
+/* tag packs the JWT's expiry (high 32 bits, seconds) and the request id (low 32 bits). */
+static void on_auth_answer(void *ctx, uint64_t tag, const char *status, size_t status_len,
+                           const char *body, size_t body_len)
+{
+    imk_session_t *s = ctx;
+    s->waiting--;
+    s->auth_in_flight = false;
+    int64_t exp_s = (int64_t)(tag >> 32);
+    int64_t request = (int64_t)(tag & 0xffffffffu);
+    if (status_len == 2 && memcmp(status, "ok", 2) == 0) {
+        become_client(s, request, body, body_len, exp_s);
+        return;
+    }
+    char code[32], message[256];
+    snprintf(code, sizeof(code), "%.*s", (int)status_len, status);
+    snprintf(message, sizeof(message), "%.*s", (int)body_len, body);
+    auth_failed(s, request, code, message);
+}
+
+static void sha256_hex(const char *data, size_t len, char out[65])
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)data, len, digest);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+    }
+}
+
+/* Builds the auth job's arguments from a JWT (verified here) or an opaque token (looked up
+ * by its hash in the function). Returns 0, or -1 after answering the failure. */
+static int auth_args(imk_session_t *s, int64_t id, const char *token, size_t len, imk_buf_t *args,
+                     char *from, int64_t *exp_s)
+{
+    imk_mp_t mp;
+    imk_mp_init(&mp, args);
+    *exp_s = 0;
+    from[0] = '\0';
+    if (memchr(token, '.', len) == NULL) {
+        char hash[65];
+        sha256_hex(token, len, hash);
+        imk_mp_map(&mp, 1);
+        imk_mp_cstr(&mp, "tok");
+        imk_mp_cstr(&mp, hash);
+        return mp.err == 0 ? 0 : -1;
+    }
+    imk_jwt_claims_t claims;
+    int rc = imk_jwt_verify(s->gw->jwt, token, len, imk_now_ms() / 1000, &claims);
+    if (rc != 0) {
+        auth_failed(s, id, "unauthenticated", imk_jwt_strerror(rc));
+        return -1;
+    }
+    imk_mp_map(&mp, 1 + (claims.iat >= 0) + (claims.name != NULL) + (claims.avatar != NULL));
+    imk_mp_cstr(&mp, "sub");
+    imk_mp_cstr(&mp, claims.sub);
+    if (claims.iat >= 0) {
+        imk_mp_cstr(&mp, "iat");
+        imk_mp_int(&mp, claims.iat);
+    }
+    if (claims.name != NULL) {
+        imk_mp_cstr(&mp, "name");
+        imk_mp_cstr(&mp, claims.name);
+    }
+    if (claims.avatar != NULL) {
+        imk_mp_cstr(&mp, "avatar");
+        imk_mp_cstr(&mp, claims.avatar);
+    }
+    snprintf(from, IMK_ID_MAX + 1, "%s", claims.sub);
+    *exp_s = claims.exp;
+    imk_jwt_claims_deinit(&claims);
+    return mp.err == 0 ? 0 : -1;
+}
+
+static void do_auth(imk_session_t *s, int64_t id, json_t *data)
+{
+    json_t *token = data != NULL ? json_object_get(data, "token") : NULL;
+    if (s->auth_in_flight) {
+        send_error(s, id, "bad_request", "auth already in progress");
+        return;
+    }
+    if (!json_is_string(token) || json_string_length(token) == 0 ||
+        json_string_length(token) > 8192) {
+        auth_failed(s, id, "bad_request", "token: required, a string of at most 8192 bytes");
+        return;
+    }
+    imk_buf_t args = IMK_BUF_INIT;
+    char from[IMK_ID_MAX + 1];
+    int64_t exp_s;
+    if (auth_args(s, id, json_string_value(token), json_string_length(token), &args, from,
+                  &exp_s) != 0) {
+        imk_buf_deinit(&args);
+        return;
+    }
+    /* The opaque token's hash spreads anonymous auths over the partitions. */
+    imk_call_t call = {"imkit_auth", false, from, from[0] != '\0' ? from : "auth", s->id, &args};
+    uint64_t tag = ((uint64_t)exp_s << 32) | ((uint64_t)(id > 0 ? id : 0) & 0xffffffffu);
+    int rc = imk_dispatch(s->gw, &call, on_auth_answer, s, tag);
+    if (rc == 0) {
+        s->waiting++;
+        s->auth_in_flight = true;
+    } else {
+        answer_dispatch_failure(s, id, rc);
+    }
+    imk_buf_deinit(&args);
+}
+
+/* Reads the envelope {id, op, data}; answers malformed frames itself. Returns 0 or -1. */
+static int parse_frame(imk_session_t *s, json_t *frame, int64_t *id, const char **op,
+                       json_t **data)
+{
+    if (!json_is_object(frame)) {
+        send_error(s, NO_ID, "bad_request", "malformed frame: expected a JSON object");
+        return -1;
+    }
+    json_t *idv = json_object_get(frame, "id");
+    *id = 0;
+    if (idv != NULL && (!json_is_integer(idv) || json_integer_value(idv) <= 0 ||
+                        json_integer_value(idv) > 0xffffffffLL)) {
+        send_error(s, NO_ID, "bad_request", "id: must be a positive integer below 2^32");
+        return -1;
+    }
+    if (idv != NULL) {
+        *id = json_integer_value(idv);
+    }
+    *op = json_string_value(json_object_get(frame, "op"));
+    if (*op == NULL) {
+        send_error(s, *id, "bad_request", "op: required, a string");
+        return -1;
+    }
+    *data = json_object_get(frame, "data");
+    if (json_is_null(*data)) {
+        *data = NULL;
+    }
+    if (*data != NULL && !json_is_object(*data)) {
+        send_error(s, *id, "bad_request", "data: must be an object");
+        return -1;
+    }
+    return 0;
+}
+
+static void on_text(void *arg, const char *text, size_t len)
+{
+    imk_session_t *s = arg;
+    json_t *frame = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    int64_t id;
+    const char *op;
+    json_t *data;
+    if (parse_frame(s, frame, &id, &op, &data) != 0) {
+        json_decref(frame);
+        return;
+    }
+    const imk_op_t *spec = strncmp(op, "admin.", 6) != 0 ? imk_op_find(op) : NULL;
+    if (strcmp(op, "auth") == 0) {
+        if (s->authenticated) {
+            send_error(s, id, "bad_request", "already authenticated");
+        } else {
+            do_auth(s, id, data);
+        }
+    } else if (!s->authenticated) {
+        send_error(s, id, "unauthenticated", "authenticate first with auth");
+    } else if (strcmp(op, "ping") == 0) {
+        char ts[48];
+        int n = snprintf(ts, sizeof(ts), "{\"ts\":%lld}", (long long)imk_now_ms());
+        send_ok(s, id, ts, (size_t)n);
+    } else if (spec != NULL) {
+        run_op(s, id, spec, data);
+    } else {
+        char message[128];
+        snprintf(message, sizeof(message), "op: unknown operation '%.64s'", op);
+        send_error(s, id, "bad_request", message);
+    }
+    json_decref(frame);
+}
+
+static void session_destroy(imk_session_t *s)
+{
+    imk_map_remove_u64(s->gw->sessions, s->id);
+    if (s->waiting > 0) {
+        imk_pending_forget(s->gw->pending, s);
+    }
+    imk_fanout_remove_session(s->gw->fanout, s);
+    if (s->authenticated) {
+        presence_change(s, -1);
+    }
+    event_free(s->deadline);
+    imk_map_destroy(s->rooms);
+    imk_ws_destroy(s->ws);
+    free(s);
+}
+
+static void on_closed(void *arg)
+{
+    session_destroy(arg);
+}
+
+imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev)
+{
+    static const imk_ws_callbacks_t callbacks = {on_text, on_closed};
+    imk_session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return NULL;
+    }
+    s->gw = gw;
+    s->id = ++gw->next_session_id;
+    s->rooms = imk_map_create();
+    s->deadline = evtimer_new(gw->base, on_token_expired, s);
+    if (s->rooms == NULL || s->deadline == NULL ||
+        imk_map_put_u64(gw->sessions, s->id, s) != 0) {
+        goto fail;
+    }
+    s->ws = imk_ws_create(bev, (size_t)gw->cfg->limits_ws_message, SLOW_READER_BYTES, &callbacks,
+                          s);
+    if (s->ws == NULL) {
+        imk_map_remove_u64(gw->sessions, s->id);
+        goto fail;
+    }
+    int ms = gw->cfg->limits_auth_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(s->deadline, &tv);
+    return s;
+fail:
+    if (s->deadline != NULL) {
+        event_free(s->deadline);
+    }
+    imk_map_destroy(s->rooms);
+    free(s);
+    return NULL;
+}
+
+void imk_session_send(imk_session_t *s, const char *data, size_t len)
+{
+    imk_ws_send_text(s->ws, data, len);
+}
+
+void imk_session_close(imk_session_t *s, uint16_t code, const char *reason)
+{
+    imk_ws_close(s->ws, code, reason);
+}
+
+static void close_going_away(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    (void)arg;
+    imk_session_close(value, 1001, "server shutting down");
+}
+
+void imk_session_close_all(imk_gateway_t *gw)
+{
+    imk_map_foreach(gw->sessions, close_going_away, NULL);
+}

@@ -1,0 +1,43 @@
+/* A client session: one WebSocket connection speaking the client protocol (PROTOCOL.md §2):
+ * authentication, requests turned into queries and jobs, answers and events written back.
+ * Created by the public listener after the upgrade; frees itself when the connection ends. */
+#ifndef IMKIT_GATEWAY_SESSION_H
+#define IMKIT_GATEWAY_SESSION_H
+
+#include "gateway.h"
+#include "imkit/ids.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bufferevent;
+struct event;
+struct imk_ws;
+
+typedef struct imk_session {
+    imk_gateway_t *gw;
+    uint64_t id;
+    struct imk_ws *ws;
+    bool authenticated;
+    bool auth_in_flight;
+    int auth_failures;
+    char client[IMK_ID_MAX + 1]; /* set once authenticated */
+    imk_map_t *rooms;            /* rooms this session receives events of (fan-out) */
+    size_t waiting;              /* requests in flight */
+    struct event *deadline;      /* auth deadline, then the token's expiry */
+} imk_session_t;
+
+/* Takes ownership of bev, already upgraded. Returns NULL on no memory (bev not taken). */
+imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev);
+
+/* Writes an event or answer frame (JSON text) to the client. */
+void imk_session_send(imk_session_t *s, const char *data, size_t len);
+
+/* Starts closing with a WebSocket close code; the session frees itself afterwards. */
+void imk_session_close(imk_session_t *s, uint16_t code, const char *reason);
+
+/* Closes every session with 1001 (gateway shutdown). */
+void imk_session_close_all(imk_gateway_t *gw);
+
+#endif

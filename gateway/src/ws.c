@@ -1,0 +1,202 @@
+/* wslay driven from a bufferevent: the receive callback reads what the socket delivered and
+ * reports would-block when it is empty; the send callback appends to the output buffer. */
+#include "ws.h"
+#include "imkit/err.h"
+#include "imkit/log.h"
+#include "imkit/text.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+
+struct imk_ws {
+    struct bufferevent *bev;
+    wslay_event_context_ptr ctx;
+    size_t max_queued;
+    imk_ws_callbacks_t cb;
+    void *arg;
+    bool closing; /* we queued a close frame: free once it is written */
+    bool closed;  /* on_closed was called or is scheduled */
+    struct event *closed_ev; /* runs on_closed from the loop, never from inside a call */
+};
+
+static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                             void *user_data)
+{
+    (void)flags;
+    imk_ws_t *ws = user_data;
+    size_t n = evbuffer_remove(bufferevent_get_input(ws->bev), buf, len);
+    if (n == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    return (ssize_t)n;
+}
+
+static ssize_t on_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+                             int flags, void *user_data)
+{
+    (void)flags;
+    imk_ws_t *ws = user_data;
+    if (evbuffer_add(bufferevent_get_output(ws->bev), data, len) != 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+static void on_closed_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    imk_ws_t *ws = arg;
+    ws->cb.on_closed(ws->arg);
+}
+
+/* The owner learns of the end from the loop, so that it may free everything in on_closed
+ * even when the end was noticed inside one of its own calls (a send, a close). */
+static void notify_closed(imk_ws_t *ws)
+{
+    if (!ws->closed) {
+        ws->closed = true;
+        bufferevent_disable(ws->bev, EV_READ | EV_WRITE);
+        event_active(ws->closed_ev, EV_TIMEOUT, 0);
+    }
+}
+
+static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m,
+                         void *user_data)
+{
+    (void)ctx;
+    imk_ws_t *ws = user_data;
+    if (ws->closing || wslay_is_ctrl_frame(m->opcode)) {
+        return; /* wslay answers pings and close frames itself */
+    }
+    if (m->opcode != WSLAY_TEXT_FRAME) {
+        imk_ws_close(ws, 1003, "text frames only");
+        return;
+    }
+    if (!imk_utf8_valid((const char *)m->msg, m->msg_length)) {
+        imk_ws_close(ws, 1007, "invalid UTF-8");
+        return;
+    }
+    ws->cb.on_text(ws->arg, (const char *)m->msg, m->msg_length);
+}
+
+/* Writes whatever wslay has queued; decides whether the connection is finished. */
+static void flush(imk_ws_t *ws)
+{
+    if (ws->closed) {
+        return;
+    }
+    if (wslay_event_send(ws->ctx) != 0) {
+        notify_closed(ws);
+        return;
+    }
+    size_t queued = evbuffer_get_length(bufferevent_get_output(ws->bev));
+    if (!ws->closing && queued > ws->max_queued) {
+        IMK_INFO("ws_slow_reader", "queued=%zu", queued);
+        imk_ws_close(ws, 4408, "too slow to read");
+        return;
+    }
+    bool done = !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx);
+    if ((done || ws->closing) && queued == 0) {
+        notify_closed(ws);
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    imk_ws_t *ws = arg;
+    if (wslay_event_recv(ws->ctx) != 0) {
+        notify_closed(ws);
+        return;
+    }
+    flush(ws);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    flush(arg);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    notify_closed(arg); /* EOF, error or timeout: the peer is gone */
+}
+
+imk_ws_t *imk_ws_create(struct bufferevent *bev, size_t max_message, size_t max_queued,
+                        const imk_ws_callbacks_t *callbacks, void *arg)
+{
+    static const struct wslay_event_callbacks wslay_callbacks = {
+        on_wslay_recv, on_wslay_send, NULL, NULL, NULL, NULL, on_wslay_msg,
+    };
+    imk_ws_t *ws = calloc(1, sizeof(*ws));
+    if (ws == NULL) {
+        return NULL;
+    }
+    if (wslay_event_context_server_init(&ws->ctx, &wslay_callbacks, ws) != 0) {
+        free(ws);
+        return NULL;
+    }
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, max_message);
+    ws->closed_ev = evtimer_new(bufferevent_get_base(bev), on_closed_event, ws);
+    if (ws->closed_ev == NULL) {
+        wslay_event_context_free(ws->ctx);
+        free(ws);
+        return NULL;
+    }
+    ws->bev = bev;
+    ws->max_queued = max_queued;
+    ws->cb = *callbacks;
+    ws->arg = arg;
+    bufferevent_setcb(bev, on_read, on_write, on_event, ws);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    /* Bytes that arrived with the upgrade request are already in the input buffer. */
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+        bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+    }
+    return ws;
+}
+
+void imk_ws_destroy(imk_ws_t *ws)
+{
+    if (ws == NULL) {
+        return;
+    }
+    event_free(ws->closed_ev);
+    wslay_event_context_free(ws->ctx);
+    bufferevent_free(ws->bev);
+    free(ws);
+}
+
+int imk_ws_send_text(imk_ws_t *ws, const char *data, size_t len)
+{
+    if (ws->closing || ws->closed) {
+        return IMK_ECLOSED;
+    }
+    struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)data, len};
+    if (wslay_event_queue_msg(ws->ctx, &msg) != 0) {
+        return IMK_ENOMEM;
+    }
+    flush(ws);
+    return 0;
+}
+
+void imk_ws_close(imk_ws_t *ws, uint16_t code, const char *reason)
+{
+    if (ws->closing || ws->closed) {
+        return;
+    }
+    ws->closing = true;
+    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, strlen(reason));
+    flush(ws);
+}

@@ -1,0 +1,58 @@
+/* imkit-worker: loads the configuration, then runs the job consumer until SIGTERM or
+ * SIGINT. */
+#include "consumer.h"
+#include "imkit/config.h"
+#include "imkit/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+int main(int argc, char **argv)
+{
+    imk_config_t cfg;
+    char err[512];
+    int rc = imk_config_load(&cfg, argc, argv, environ, "imkit-worker", err, sizeof(err));
+    if (rc != IMK_CONFIG_RUN) {
+        if (rc < 0) {
+            fprintf(stderr, "imkit-worker: %s\n", err);
+        }
+        imk_config_deinit(&cfg);
+        return rc < 0 ? 2 : 0;
+    }
+    imk_log_setup(cfg.log_level, cfg.log_format, "imkit-worker");
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal; /* no SA_RESTART: a blocking read returns at once */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    char name[128];
+    snprintf(name, sizeof(name), "%s-%ld", host, (long)getpid());
+    imk_consumer_t *consumer = imk_consumer_create(&cfg, name);
+    if (consumer == NULL) {
+        fprintf(stderr, "imkit-worker: bad redis.url '%s'\n", cfg.redis_url);
+        imk_config_deinit(&cfg);
+        return 2;
+    }
+    IMK_INFO("start", "consumer=%s redis=%s", name, cfg.redis_url);
+    imk_consumer_run(consumer, &stop_requested);
+    imk_consumer_destroy(consumer);
+    imk_config_deinit(&cfg);
+    return 0;
+}

@@ -23,10 +23,18 @@ struct key_spec {
     const char *help;
 };
 
-#define STR(name, field, def, help) {name, KEY_STR, offsetof(imk_config_t, field), 0, 0, def, help}
+#define STR(name, field, def, help)                                                                \
+    {                                                                                              \
+        name, KEY_STR, offsetof(imk_config_t, field), 0, 0, def, help                              \
+    }
 #define INT(name, field, min, max, def, help)                                                      \
-    {name, KEY_INT, offsetof(imk_config_t, field), min, max, def, help}
-#define BOOL(name, field, def, help) {name, KEY_BOOL, offsetof(imk_config_t, field), 0, 1, def, help}
+    {                                                                                              \
+        name, KEY_INT, offsetof(imk_config_t, field), min, max, def, help                          \
+    }
+#define BOOL(name, field, def, help)                                                               \
+    {                                                                                              \
+        name, KEY_BOOL, offsetof(imk_config_t, field), 0, 1, def, help                             \
+    }
 
 static const struct key_spec keys[] = {
     STR("redis.url", redis_url, "redis://127.0.0.1:6379/0", "the Redis server"),
@@ -116,8 +124,8 @@ static int set_spec(imk_config_t *cfg, const struct key_spec *k, const char *val
         errno = 0;
         long n = strtol(value, &end, 10);
         if (errno != 0 || end == value || *end != '\0' || n < k->min || n > k->max) {
-            snprintf(err, errlen, "%s: '%s' is not an integer in %ld..%ld", k->name, value,
-                     k->min, k->max);
+            snprintf(err, errlen, "%s: '%s' is not an integer in %ld..%ld", k->name, value, k->min,
+                     k->max);
             return IMK_EINVAL;
         }
         *(int *)field = (int)n;
@@ -286,8 +294,7 @@ static int validate(const imk_config_t *cfg, char *err, size_t errlen)
 {
     if (strcmp(cfg->log_level, "debug") != 0 && strcmp(cfg->log_level, "info") != 0 &&
         strcmp(cfg->log_level, "warn") != 0 && strcmp(cfg->log_level, "error") != 0) {
-        snprintf(err, errlen, "log.level: '%s' is not debug, info, warn or error",
-                 cfg->log_level);
+        snprintf(err, errlen, "log.level: '%s' is not debug, info, warn or error", cfg->log_level);
         return IMK_EINVAL;
     }
     if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {

@@ -14,8 +14,8 @@ struct slot {
 
 struct imk_map {
     struct slot *slots;
-    size_t cap; /* power of two */
-    size_t used; /* live entries */
+    size_t cap;    /* power of two */
+    size_t used;   /* live entries */
     size_t filled; /* live entries and tombstones */
 };
 

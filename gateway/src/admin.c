@@ -35,11 +35,11 @@ struct imk_admin {
 
 /* How an operation's answer becomes the HTTP answer. */
 enum answer_shape {
-    SHAPE_PLAIN,         /* 200 with the data */
-    SHAPE_CREATED,       /* 201 with the data */
-    SHAPE_ROOM_CREATED,  /* 201, or 200 when "created" is false */
-    SHAPE_FIRST_CLIENT,  /* the first of "clients", 404 when none */
-    SHAPE_TOKEN,         /* 201 with the token added */
+    SHAPE_PLAIN,        /* 200 with the data */
+    SHAPE_CREATED,      /* 201 with the data */
+    SHAPE_ROOM_CREATED, /* 201, or 200 when "created" is false */
+    SHAPE_FIRST_CLIENT, /* the first of "clients", 404 when none */
+    SHAPE_TOKEN,        /* 201 with the token added */
 };
 
 /* A request waiting for its answer. */
@@ -57,9 +57,8 @@ static int status_of(const char *code)
         const char *code;
         int status;
     } map[] = {
-        {"bad_request", 400}, {"unauthenticated", 401}, {"forbidden", 403},
-        {"not_found", 404},   {"conflict", 409},        {"too_large", 413},
-        {"rate_limited", 429}, {"unavailable", 503},
+        {"bad_request", 400}, {"unauthenticated", 401}, {"forbidden", 403},    {"not_found", 404},
+        {"conflict", 409},    {"too_large", 413},       {"rate_limited", 429}, {"unavailable", 503},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         if (strcmp(map[i].code, code) == 0) {
@@ -189,8 +188,7 @@ static void run(imk_admin_t *a, struct evhttp_request *req, const char *op_name,
         reply_error(req, rc == IMK_ENOMEM ? "internal" : "unavailable",
                     "storage unreachable; safe to retry");
     } else {
-        evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_connection_closed,
-                                      ar);
+        evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_connection_closed, ar);
     }
     imk_buf_deinit(&args);
 }
@@ -323,7 +321,8 @@ static void handle_clients(imk_admin_t *a, struct evhttp_request *req, char **se
         evhttp_clear_headers(&query);
         run(a, req, "room.list", data, SHAPE_PLAIN, NULL);
         json_decref(data);
-    } else if (n == 3 || (n == 4 && (seg_is(segs, n, 3, "tokens") || seg_is(segs, n, 3, "rooms")))) {
+    } else if (n == 3 ||
+               (n == 4 && (seg_is(segs, n, 3, "tokens") || seg_is(segs, n, 3, "rooms")))) {
         evhttp_send_error(req, 405, "Method Not Allowed");
     } else {
         reply_error(req, "not_found", "no such endpoint");
@@ -415,8 +414,8 @@ imk_admin_t *imk_admin_create(imk_gateway_t *gw)
     socklen_t addrlen;
     char host[256];
     int port;
-    if (imk_listen_addr_parse(gw->cfg->gateway_admin_listen, &addr, &addrlen, host,
-                              sizeof(host), &port) != 0) {
+    if (imk_listen_addr_parse(gw->cfg->gateway_admin_listen, &addr, &addrlen, host, sizeof(host),
+                              &port) != 0) {
         IMK_ERROR("listen", "listener=admin addr=%s error=\"bad address\"",
                   gw->cfg->gateway_admin_listen);
         return NULL;

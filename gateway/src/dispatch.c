@@ -43,9 +43,8 @@ static void on_query_reply(struct redisReply *reply, void *arg)
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING &&
         reply->element[1]->type == REDIS_REPLY_STRING) {
-        imk_pending_answer(q->gw->pending, q->req, reply->element[0]->str,
-                           reply->element[0]->len, reply->element[1]->str,
-                           reply->element[1]->len);
+        imk_pending_answer(q->gw->pending, q->req, reply->element[0]->str, reply->element[0]->len,
+                           reply->element[1]->str, reply->element[1]->len);
     } else {
         answer_failure(q->gw, q->req, reply);
     }
@@ -64,10 +63,14 @@ static void on_job_queued(struct redisReply *reply, void *arg)
 
 static int send_query(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)
 {
-    const char *argv[] = {"FCALL_RO", call->function, "0", gw->cfg->redis_prefix, call->from,
-                          call->args->data};
-    size_t lens[] = {8, strlen(call->function), 1, strlen(gw->cfg->redis_prefix),
-                     strlen(call->from), call->args->len};
+    const char *argv[] = {"FCALL_RO", call->function,  "0", gw->cfg->redis_prefix,
+                          call->from, call->args->data};
+    size_t lens[] = {8,
+                     strlen(call->function),
+                     1,
+                     strlen(gw->cfg->redis_prefix),
+                     strlen(call->from),
+                     call->args->len};
     return imk_link_command(gw->link, on_query_reply, q, 6, argv, lens);
 }
 

@@ -188,11 +188,9 @@ static void follow_membership(imk_fanout_t *f, struct group *g, const char *payl
         json_t *room = json_object_get(data, joined ? "id" : "room");
         for (size_t i = 0; (joined || left) && json_is_string(room) && i < g->n; i++) {
             if (joined) {
-                imk_fanout_join(f, g->items[i], json_string_value(room),
-                                json_string_length(room));
+                imk_fanout_join(f, g->items[i], json_string_value(room), json_string_length(room));
             } else {
-                imk_fanout_leave(f, g->items[i], json_string_value(room),
-                                 json_string_length(room));
+                imk_fanout_leave(f, g->items[i], json_string_value(room), json_string_length(room));
             }
         }
     }
@@ -200,8 +198,7 @@ static void follow_membership(imk_fanout_t *f, struct group *g, const char *payl
 }
 
 /* "ch:r:{id}" or "ch:u:{id}" after the prefix: the kind letter and the id. */
-static int parse_channel(const char *name, size_t len, char *kind, const char **id,
-                         size_t *id_len)
+static int parse_channel(const char *name, size_t len, char *kind, const char **id, size_t *id_len)
 {
     if (len < 8 || memcmp(name, "ch:", 3) != 0 || name[4] != ':' || name[5] != '{' ||
         name[len - 1] != '}') {

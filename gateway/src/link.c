@@ -168,8 +168,7 @@ static int init_conn(imk_link_t *link, struct conn *c, const char *name, bool su
 }
 
 imk_link_t *imk_link_create(struct event_base *base, const imk_config_t *cfg,
-                            imk_link_message_fn *on_message, imk_link_ready_fn *on_ready,
-                            void *arg)
+                            imk_link_message_fn *on_message, imk_link_ready_fn *on_ready, void *arg)
 {
     imk_link_t *link = calloc(1, sizeof(*link));
     if (link == NULL) {
@@ -248,8 +247,7 @@ int imk_link_command(imk_link_t *link, imk_link_reply_fn *fn, void *arg, int arg
     }
     call->fn = fn;
     call->arg = arg;
-    if (redisAsyncCommandArgv(link->cmd.ac, on_command_reply, call, argc, argv, lens) !=
-        REDIS_OK) {
+    if (redisAsyncCommandArgv(link->cmd.ac, on_command_reply, call, argc, argv, lens) != REDIS_OK) {
         free(call);
         return IMK_EREDIS;
     }

@@ -85,15 +85,14 @@ static int read_id(json_t *data, const char *name, bool required, const char **o
         return required ? imk_op_fail(err, "bad_request", "%s: required", name) : 0;
     }
     if (!json_is_string(v) || !imk_id_valid(json_string_value(v), json_string_length(v))) {
-        return imk_op_fail(err, "bad_request", "%s: must be 1-64 bytes of [A-Za-z0-9_.@:-]",
-                           name);
+        return imk_op_fail(err, "bad_request", "%s: must be 1-64 bytes of [A-Za-z0-9_.@:-]", name);
     }
     *out = json_string_value(v);
     return 0;
 }
 
-static int read_string(json_t *data, const char *name, size_t max, bool required,
-                       const char **out, size_t *len, imk_op_error_t *err)
+static int read_string(json_t *data, const char *name, size_t max, bool required, const char **out,
+                       size_t *len, imk_op_error_t *err)
 {
     json_t *v = field(data, name);
     *out = NULL;
@@ -132,8 +131,8 @@ static int read_int(json_t *data, const char *name, int64_t min, int64_t max, bo
 }
 
 /* A JSON object given by a user (meta, payload), as compact JSON text (caller frees). */
-static int read_object_text(json_t *data, const char *name, size_t max, bool required,
-                            char **out, imk_op_error_t *err)
+static int read_object_text(json_t *data, const char *name, size_t max, bool required, char **out,
+                            imk_op_error_t *err)
 {
     json_t *v = field(data, name);
     *out = NULL;
@@ -176,8 +175,10 @@ static int read_ids(json_t *data, const char *name, size_t max, bool required, j
     {
         if (!json_is_string(item) ||
             !imk_id_valid(json_string_value(item), json_string_length(item))) {
-            return imk_op_fail(err, "bad_request", "%s[%zu]: must be 1-64 bytes of "
-                               "[A-Za-z0-9_.@:-]", name, i);
+            return imk_op_fail(err, "bad_request",
+                               "%s[%zu]: must be 1-64 bytes of "
+                               "[A-Za-z0-9_.@:-]",
+                               name, i);
         }
     }
     *out = v;
@@ -270,8 +271,7 @@ static int read_profile(const imk_op_ctx_t *ctx, json_t *data, const char *image
 {
     memset(p, 0, sizeof(*p));
     if (read_string(data, "name", NAME_MAX_BYTES, false, &p->name, &p->name_len, err) != 0 ||
-        read_string(data, image_field, URL_MAX_BYTES, false, &p->image, &p->image_len, err) !=
-            0 ||
+        read_string(data, image_field, URL_MAX_BYTES, false, &p->image, &p->image_len, err) != 0 ||
         read_object_text(data, "meta", (size_t)ctx->cfg->limits_payload, false, &p->meta, err) !=
             0) {
         return -1;
@@ -356,8 +356,8 @@ static int build_msg_send(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
         return imk_op_fail(err, "bad_request",
                            "type: must be text, image, file, location, sticker or custom");
     }
-    if (read_string(data, "text", (size_t)ctx->cfg->limits_text, strcmp(type, "text") == 0,
-                    &text, &text_len, err) != 0 ||
+    if (read_string(data, "text", (size_t)ctx->cfg->limits_text, strcmp(type, "text") == 0, &text,
+                    &text_len, err) != 0 ||
         read_int(data, "reply_to", 1, INT64_MAX, false, &has_reply_to, &reply_to, err) != 0 ||
         read_ids(data, "mentions", (size_t)ctx->cfg->limits_ids, false, &mentions, err) != 0 ||
         read_object_text(data, "payload", (size_t)ctx->cfg->limits_payload,

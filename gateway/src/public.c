@@ -319,6 +319,12 @@ static void on_head_read(struct bufferevent *bev, void *arg)
         }
     }
     if (c->head_done) {
+        /* Paused in on_headers_complete, http-parser leaves the head's last '\n' unread;
+         * it is not the first byte of a WebSocket frame. */
+        unsigned char last;
+        if (evbuffer_copyout(in, &last, 1) == 1 && last == '\n') {
+            evbuffer_drain(in, 1);
+        }
         route(c);
     }
 }
@@ -338,8 +344,7 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
     (void)socklen;
     imk_public_t *p = arg;
     struct http_conn *c = calloc(1, sizeof(*c));
-    struct bufferevent *bev =
-        bufferevent_socket_new(p->gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = bufferevent_socket_new(p->gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c == NULL || bev == NULL) {
         free(c);
         if (bev != NULL) {
@@ -365,8 +370,8 @@ imk_public_t *imk_public_create(imk_gateway_t *gw)
     socklen_t addrlen;
     char host[256];
     int port;
-    if (imk_listen_addr_parse(gw->cfg->gateway_public_listen, &addr, &addrlen, host,
-                              sizeof(host), &port) != 0) {
+    if (imk_listen_addr_parse(gw->cfg->gateway_public_listen, &addr, &addrlen, host, sizeof(host),
+                              &port) != 0) {
         IMK_ERROR("listen", "listener=public addr=%s error=\"bad address\"",
                   gw->cfg->gateway_public_listen);
         return NULL;
@@ -376,10 +381,10 @@ imk_public_t *imk_public_create(imk_gateway_t *gw)
         return NULL;
     }
     p->gw = gw;
-    p->listener = evconnlistener_new_bind(
-        gw->base, on_accept, p,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
-        1024, (struct sockaddr *)&addr, (int)addrlen);
+    p->listener = evconnlistener_new_bind(gw->base, on_accept, p,
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                              LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
+                                          1024, (struct sockaddr *)&addr, (int)addrlen);
     if (p->listener == NULL) {
         IMK_ERROR("listen", "listener=public addr=%s error=\"cannot bind\"",
                   gw->cfg->gateway_public_listen);

@@ -338,8 +338,7 @@ static void do_auth(imk_session_t *s, int64_t id, json_t *data)
 }
 
 /* Reads the envelope {id, op, data}; answers malformed frames itself. Returns 0 or -1. */
-static int parse_frame(imk_session_t *s, json_t *frame, int64_t *id, const char **op,
-                       json_t **data)
+static int parse_frame(imk_session_t *s, json_t *frame, int64_t *id, const char **op, json_t **data)
 {
     if (!json_is_object(frame)) {
         send_error(s, NO_ID, "bad_request", "malformed frame: expected a JSON object");
@@ -437,12 +436,11 @@ imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev)
     s->id = ++gw->next_session_id;
     s->rooms = imk_map_create();
     s->deadline = evtimer_new(gw->base, on_token_expired, s);
-    if (s->rooms == NULL || s->deadline == NULL ||
-        imk_map_put_u64(gw->sessions, s->id, s) != 0) {
+    if (s->rooms == NULL || s->deadline == NULL || imk_map_put_u64(gw->sessions, s->id, s) != 0) {
         goto fail;
     }
-    s->ws = imk_ws_create(bev, (size_t)gw->cfg->limits_ws_message, SLOW_READER_BYTES, &callbacks,
-                          s);
+    s->ws =
+        imk_ws_create(bev, (size_t)gw->cfg->limits_ws_message, SLOW_READER_BYTES, &callbacks, s);
     if (s->ws == NULL) {
         imk_map_remove_u64(gw->sessions, s->id);
         goto fail;

@@ -19,8 +19,8 @@ struct imk_ws {
     size_t max_queued;
     imk_ws_callbacks_t cb;
     void *arg;
-    bool closing; /* we queued a close frame: free once it is written */
-    bool closed;  /* on_closed was called or is scheduled */
+    bool closing;            /* we queued a close frame: free once it is written */
+    bool closed;             /* on_closed was called or is scheduled */
     struct event *closed_ev; /* runs on_closed from the loop, never from inside a call */
 };
 
@@ -29,8 +29,8 @@ static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t l
 {
     (void)flags;
     imk_ws_t *ws = user_data;
-    size_t n = evbuffer_remove(bufferevent_get_input(ws->bev), buf, len);
-    if (n == 0) {
+    int n = evbuffer_remove(bufferevent_get_input(ws->bev), buf, len);
+    if (n <= 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
@@ -113,7 +113,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     imk_ws_t *ws = arg;
-    if (wslay_event_recv(ws->ctx) != 0) {
+    int rc = wslay_event_recv(ws->ctx);
+    if (rc != 0) {
+        IMK_DEBUG("ws_recv_failed", "error=%d", rc);
         notify_closed(ws);
         return;
     }

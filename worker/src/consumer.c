@@ -139,8 +139,8 @@ static int connect_redis(imk_consumer_t *c)
     }
     for (int i = 0; i < c->nstreams; i++) {
         /* From 0, not $: jobs written before the first worker ever started are kept. */
-        redisReply *r = redisCommand(c->redis, "XGROUP CREATE %s " GROUP " 0 MKSTREAM",
-                                     c->streams[i]);
+        redisReply *r =
+            redisCommand(c->redis, "XGROUP CREATE %s " GROUP " 0 MKSTREAM", c->streams[i]);
         if (command_ok(c, "xgroup_create", r) != 0) {
             return IMK_EREDIS;
         }
@@ -179,10 +179,10 @@ static void append_fcall(imk_consumer_t *c, const struct batch_job *bj)
 {
     char fn[64];
     snprintf(fn, sizeof(fn), "%.*s", (int)bj->job.kind.len, bj->job.kind.ptr);
-    const char *argv[] = {"FCALL", fn, "0", c->cfg->redis_prefix, bj->job.from.ptr,
+    const char *argv[] = {"FCALL",         fn, "0", c->cfg->redis_prefix, bj->job.from.ptr,
                           bj->job.args.ptr};
-    size_t lens[] = {5, strlen(fn), 1, strlen(c->cfg->redis_prefix), bj->job.from.len,
-                     bj->job.args.len};
+    size_t lens[] = {
+        5, strlen(fn), 1, strlen(c->cfg->redis_prefix), bj->job.from.len, bj->job.args.len};
     redisAppendCommandArgv(c->redis, 6, argv, lens);
 }
 
@@ -226,8 +226,8 @@ static int append_effects(imk_consumer_t *c, const struct batch_job *bj)
 
 static int delivery_count(imk_consumer_t *c, const struct batch_job *bj)
 {
-    redisReply *r = redisCommand(c->redis, "XPENDING %s " GROUP " %s %s 1", bj->stream, bj->id,
-                                 bj->id);
+    redisReply *r =
+        redisCommand(c->redis, "XPENDING %s " GROUP " %s %s 1", bj->stream, bj->id, bj->id);
     int count = 0;
     if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
         r->element[0]->elements == 4) {
@@ -244,9 +244,9 @@ static int append_dead_letter(imk_consumer_t *c, const struct batch_job *bj, con
 {
     IMK_ERROR("job_dead", "stream=%s id=%s kind=%.*s error=\"%s\"", bj->stream, bj->id,
               (int)bj->job.kind.len, bj->job.kind.ptr != NULL ? bj->job.kind.ptr : "", why);
-    redisAppendCommand(c->redis, "XADD %s * stream %s id %s job %b error %s", c->dead,
-                       bj->stream, bj->id, bj->raw != NULL ? bj->raw : "",
-                       bj->raw != NULL ? bj->raw_len : 0, why);
+    redisAppendCommand(c->redis, "XADD %s * stream %s id %s job %b error %s", c->dead, bj->stream,
+                       bj->id, bj->raw != NULL ? bj->raw : "", bj->raw != NULL ? bj->raw_len : 0,
+                       why);
     int n = 1;
     if (bj->decoded || bj->job.kind.len > 0) {
         static const char msg[] = "the request could not be applied";
@@ -349,16 +349,15 @@ static int apply_entries(imk_consumer_t *c, const char *stream, const redisReply
 static int claim_idle(imk_consumer_t *c)
 {
     for (int i = 0; i < c->nstreams; i++) {
-        redisReply *r = redisCommand(c->redis, "XAUTOCLAIM %s " GROUP " %s %d 0-0 COUNT %d",
-                                     c->streams[i], c->name, c->cfg->worker_claim_idle_ms,
-                                     c->cfg->worker_batch);
+        redisReply *r =
+            redisCommand(c->redis, "XAUTOCLAIM %s " GROUP " %s %d 0-0 COUNT %d", c->streams[i],
+                         c->name, c->cfg->worker_claim_idle_ms, c->cfg->worker_batch);
         if (r == NULL) {
             return IMK_EREDIS;
         }
         int rc = 0;
         if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->elements > 0) {
-            IMK_INFO("jobs_claimed", "stream=%s count=%zu", c->streams[i],
-                     r->element[1]->elements);
+            IMK_INFO("jobs_claimed", "stream=%s count=%zu", c->streams[i], r->element[1]->elements);
             rc = apply_entries(c, c->streams[i], r->element[1]);
         }
         freeReplyObject(r);

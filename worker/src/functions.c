@@ -16,8 +16,8 @@ static const char *const commands[] = {
 
 int imk_functions_load(struct redisContext *redis)
 {
-    redisReply *r = redisCommand(redis, "FUNCTION LOAD REPLACE %b", imk_functions_lua,
-                                 imk_functions_lua_len);
+    redisReply *r =
+        redisCommand(redis, "FUNCTION LOAD REPLACE %b", imk_functions_lua, imk_functions_lua_len);
     int rc = 0;
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         IMK_ERROR("functions_load", "error=\"%s\"", r != NULL ? r->str : redis->errstr);

@@ -12,7 +12,10 @@ typedef struct imk_buf {
     size_t cap;
 } imk_buf_t;
 
-#define IMK_BUF_INIT {NULL, 0, 0}
+#define IMK_BUF_INIT                                                                               \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Appends n bytes; returns 0 or IMK_ENOMEM (the buffer is then unchanged). */
 int imk_buf_append(imk_buf_t *b, const void *data, size_t n);

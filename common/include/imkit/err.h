@@ -5,13 +5,13 @@
 
 enum imk_err {
     IMK_OK = 0,
-    IMK_EIO = -100,      /* a socket or file failed; errno-derived codes are below -1000 */
-    IMK_ECLOSED = -101,  /* the peer or the link is gone */
-    IMK_EPROTO = -200,   /* the peer broke the protocol */
-    IMK_EINVAL = -300,   /* bad input: a field, a value, a configuration key */
-    IMK_ETOOBIG = -301,  /* input over a configured limit */
+    IMK_EIO = -100,     /* a socket or file failed; errno-derived codes are below -1000 */
+    IMK_ECLOSED = -101, /* the peer or the link is gone */
+    IMK_EPROTO = -200,  /* the peer broke the protocol */
+    IMK_EINVAL = -300,  /* bad input: a field, a value, a configuration key */
+    IMK_ETOOBIG = -301, /* input over a configured limit */
     IMK_ENOTFOUND = -302,
-    IMK_EREDIS = -400,   /* Redis answered an error or is unreachable */
+    IMK_EREDIS = -400, /* Redis answered an error or is unreachable */
     IMK_ENOMEM = -500,
 };
 

@@ -27,8 +27,7 @@ void *imk_map_get_u64(const imk_map_t *map, uint64_t key);
 void *imk_map_remove_u64(imk_map_t *map, uint64_t key);
 
 /* Calls fn for every entry; fn must not change the map. */
-void imk_map_foreach(const imk_map_t *map, void (*fn)(const char *key, size_t len, void *value,
-                                                     void *arg),
-                     void *arg);
+void imk_map_foreach(const imk_map_t *map,
+                     void (*fn)(const char *key, size_t len, void *value, void *arg), void *arg);
 
 #endif

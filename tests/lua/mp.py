@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Helpers for tests/lua/run.sh, standard library only.
+
+  mp.py pack JSON          write JSON (an object) as msgpack to stdout: the args of an FCALL.
+                           Strings are packed as msgpack str (never bin: Redis' cmsgpack
+                           cannot decode bin), integers as ints.
+  mp.py get JSON PATH      print the value at PATH (dot separated, list indexes are numbers;
+                           "len(PATH)" prints a length): strings bare, anything else as JSON,
+                           "<missing>" when the path does not exist, "<badjson>" when JSON
+                           does not parse.
+  mp.py seqs JSON PATH     print the "seq" of each element of the list at PATH, space separated.
+  mp.py ids JSON PATH      same with "id".
+"""
+import json
+import struct
+import sys
+
+
+def pack(v, out):
+    if v is None:
+        out.append(b"\xc0")
+    elif v is True:
+        out.append(b"\xc3")
+    elif v is False:
+        out.append(b"\xc2")
+    elif isinstance(v, int):
+        if 0 <= v < 0x80:
+            out.append(struct.pack("B", v))
+        elif -32 <= v < 0:
+            out.append(struct.pack("b", v))
+        elif 0 <= v < 2**8:
+            out.append(b"\xcc" + struct.pack(">B", v))
+        elif 0 <= v < 2**16:
+            out.append(b"\xcd" + struct.pack(">H", v))
+        elif 0 <= v < 2**32:
+            out.append(b"\xce" + struct.pack(">I", v))
+        elif 0 <= v < 2**64:
+            out.append(b"\xcf" + struct.pack(">Q", v))
+        elif -(2**7) <= v:
+            out.append(b"\xd0" + struct.pack(">b", v))
+        elif -(2**15) <= v:
+            out.append(b"\xd1" + struct.pack(">h", v))
+        elif -(2**31) <= v:
+            out.append(b"\xd2" + struct.pack(">i", v))
+        else:
+            out.append(b"\xd3" + struct.pack(">q", v))
+    elif isinstance(v, str):
+        b = v.encode("utf-8")
+        n = len(b)
+        if n < 32:
+            out.append(struct.pack("B", 0xA0 | n))
+        elif n < 2**8:
+            out.append(b"\xd9" + struct.pack(">B", n))
+        elif n < 2**16:
+            out.append(b"\xda" + struct.pack(">H", n))
+        else:
+            out.append(b"\xdb" + struct.pack(">I", n))
+        out.append(b)
+    elif isinstance(v, list):
+        n = len(v)
+        if n < 16:
+            out.append(struct.pack("B", 0x90 | n))
+        elif n < 2**16:
+            out.append(b"\xdc" + struct.pack(">H", n))
+        else:
+            out.append(b"\xdd" + struct.pack(">I", n))
+        for x in v:
+            pack(x, out)
+    elif isinstance(v, dict):
+        n = len(v)
+        if n < 16:
+            out.append(struct.pack("B", 0x80 | n))
+        elif n < 2**16:
+            out.append(b"\xde" + struct.pack(">H", n))
+        else:
+            out.append(b"\xdf" + struct.pack(">I", n))
+        for k, x in v.items():
+            pack(k, out)
+            pack(x, out)
+    else:
+        raise TypeError("cannot pack %r" % (v,))
+
+
+MISSING = object()
+
+
+def walk(doc, path):
+    if path == "":
+        return doc
+    for part in path.split("."):
+        if isinstance(doc, list):
+            try:
+                doc = doc[int(part)]
+            except (ValueError, IndexError):
+                return MISSING
+        elif isinstance(doc, dict):
+            if part not in doc:
+                return MISSING
+            doc = doc[part]
+        else:
+            return MISSING
+    return doc
+
+
+def show(v):
+    if v is MISSING:
+        return "<missing>"
+    if isinstance(v, str):
+        return v
+    return json.dumps(v, separators=(",", ":"))
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "pack":
+        out = []
+        pack(json.loads(sys.argv[2]), out)
+        sys.stdout.buffer.write(b"".join(out))
+        return
+    try:
+        doc = json.loads(sys.argv[2])
+    except ValueError:
+        print("<badjson>")
+        return
+    path = sys.argv[3] if len(sys.argv) > 3 else ""
+    if cmd == "get":
+        if path.startswith("len(") and path.endswith(")"):
+            v = walk(doc, path[4:-1])
+            print("<missing>" if v is MISSING else len(v))
+        else:
+            print(show(walk(doc, path)))
+    elif cmd in ("seqs", "ids"):
+        field = "seq" if cmd == "seqs" else "id"
+        v = walk(doc, path)
+        print(" ".join(show(x.get(field, MISSING)) for x in (v if isinstance(v, list) else [])))
+    else:
+        sys.exit("unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()

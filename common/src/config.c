@@ -44,7 +44,8 @@ static const struct key_spec keys[] = {
         "WebSocket, health, SDK and demo listener"),
     STR("gateway.admin_listen", gateway_admin_listen, "127.0.0.1:7601",
         "admin REST API and metrics listener"),
-    STR("gateway.id", gateway_id, "", "gateway name for channels (default: host name + pid)"),
+    STR("gateway.id", gateway_id, "",
+        "gateway name for channels and heartbeat; empty: host name + pid"),
     STR("gateway.static_dir", gateway_static_dir, IMK_DEFAULT_STATIC_DIR,
         "folder served as /sdk/ (and its demo/ as /demo/)"),
     INT("gateway.request_timeout_ms", gateway_request_timeout_ms, 100, 600000, "5000",
@@ -72,6 +73,10 @@ static const struct key_spec keys[] = {
         "failed auth requests before close 4401"),
     INT("limits.token_ttl", limits_token_ttl, 1, 31536000, "86400",
         "default lifetime of an opaque token, seconds"),
+    INT("limits.rate", limits_rate, 1, 100000, "50", "requests per second a connection sustains"),
+    INT("limits.burst", limits_burst, 1, 100000, "100", "requests a connection may send at once"),
+    INT("limits.rate_abuse", limits_rate_abuse, 1, 1000000, "200",
+        "requests refused rate_limited in a row before close 4429"),
     STR("log.level", log_level, "info", "debug, info, warn or error"),
     STR("log.format", log_format, "text", "text (key=value) or json"),
 };
@@ -258,8 +263,8 @@ void imk_config_print_keys(FILE *out)
     for (size_t i = 0; i < NKEYS; i++) {
         char env[128];
         env_name(keys[i].name, env, sizeof(env));
-        fprintf(out, "  %-28s %-26s %s (default: %s)\n", keys[i].name, env, keys[i].help,
-                keys[i].def[0] != '\0' ? keys[i].def : "none");
+        fprintf(out, "  %-28s %s\n  %-28s default: %s; environment: %s\n", keys[i].name,
+                keys[i].help, "", keys[i].def[0] != '\0' ? keys[i].def : "(none)", env);
     }
 }
 

@@ -280,6 +280,35 @@ static bool seg_is(char **segs, int n, int i, const char *s)
     return i < n && strcmp(segs[i], s) == 0;
 }
 
+/* Copies the query string's parameters into data: numbers as integers, anything else as
+ * strings, so that the operation's validation names a bad one. */
+static void query_into(struct evhttp_request *req, json_t *data)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq query;
+    TAILQ_INIT(&query);
+    if (q == NULL || evhttp_parse_query_str(q, &query) != 0) {
+        return;
+    }
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, &query, next)
+    {
+        char *end;
+        long long n = strtoll(kv->value, &end, 10);
+        bool integer = kv->value[0] != '\0' && *end == '\0';
+        json_object_set_new(data, kv->key, integer ? json_integer(n) : json_string(kv->value));
+    }
+    evhttp_clear_headers(&query);
+}
+
+/* 405 with the contract's error body. */
+static void reply_method_not_allowed(struct evhttp_request *req)
+{
+    static const char body[] =
+        "{\"error\":{\"code\":\"bad_request\",\"message\":\"method not allowed\"}}";
+    reply_json(req, 405, body, sizeof(body) - 1);
+}
+
 static void handle_clients(imk_admin_t *a, struct evhttp_request *req, char **segs, int n,
                            enum evhttp_cmd_type method, json_t *body)
 {
@@ -303,27 +332,13 @@ static void handle_clients(imk_admin_t *a, struct evhttp_request *req, char **se
         run(a, req, "admin.token.create", body, SHAPE_TOKEN, token);
         OPENSSL_cleanse(token, sizeof(token));
     } else if (n == 4 && seg_is(segs, n, 3, "rooms") && method == EVHTTP_REQ_GET) {
-        const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-        struct evkeyvalq query;
-        TAILQ_INIT(&query);
-        const char *q = evhttp_uri_get_query(uri);
         json_t *data = json_pack("{s:s}", "client", id);
-        if (q != NULL && evhttp_parse_query_str(q, &query) == 0) {
-            const char *limit = evhttp_find_header(&query, "limit");
-            const char *before = evhttp_find_header(&query, "before");
-            if (limit != NULL) {
-                json_object_set_new(data, "limit", json_integer(strtoll(limit, NULL, 10)));
-            }
-            if (before != NULL) {
-                json_object_set_new(data, "before", json_string(before));
-            }
-        }
-        evhttp_clear_headers(&query);
+        query_into(req, data);
         run(a, req, "room.list", data, SHAPE_PLAIN, NULL);
         json_decref(data);
     } else if (n == 3 ||
                (n == 4 && (seg_is(segs, n, 3, "tokens") || seg_is(segs, n, 3, "rooms")))) {
-        evhttp_send_error(req, 405, "Method Not Allowed");
+        reply_method_not_allowed(req);
     } else {
         reply_error(req, "not_found", "no such endpoint");
     }
@@ -334,11 +349,20 @@ static void handle_rooms(imk_admin_t *a, struct evhttp_request *req, char **segs
 {
     if (n == 2 && method == EVHTTP_REQ_POST) {
         run(a, req, "room.create", body, SHAPE_ROOM_CREATED, NULL);
+    } else if (n == 3 && method == EVHTTP_REQ_GET) {
+        json_t *data = json_pack("{s:s}", "room", segs[2]);
+        run(a, req, "room.get", data, SHAPE_PLAIN, NULL);
+        json_decref(data);
     } else if (n == 4 && seg_is(segs, n, 3, "messages") && method == EVHTTP_REQ_POST) {
         json_object_set_new(body, "room", json_string(segs[2]));
         run(a, req, "msg.send", body, SHAPE_CREATED, NULL);
-    } else if (n == 2 || (n == 4 && seg_is(segs, n, 3, "messages"))) {
-        evhttp_send_error(req, 405, "Method Not Allowed");
+    } else if (n == 4 && seg_is(segs, n, 3, "messages") && method == EVHTTP_REQ_GET) {
+        json_t *data = json_pack("{s:s}", "room", segs[2]);
+        query_into(req, data);
+        run(a, req, "msg.history", data, SHAPE_PLAIN, NULL);
+        json_decref(data);
+    } else if (n == 2 || n == 3 || (n == 4 && seg_is(segs, n, 3, "messages"))) {
+        reply_method_not_allowed(req);
     } else {
         reply_error(req, "not_found", "no such endpoint");
     }

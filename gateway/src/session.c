@@ -370,9 +370,41 @@ static int parse_frame(imk_session_t *s, json_t *frame, int64_t *id, const char 
     return 0;
 }
 
+/* Token bucket: limits.rate requests a second, bursts of limits.burst. A client that keeps
+ * going after being told rate_limited is closed 4429. Returns whether to serve. */
+static bool within_rate(imk_session_t *s)
+{
+    const imk_config_t *cfg = s->gw->cfg;
+    int64_t now = imk_now_ms();
+    s->tokens += (double)(now - s->tokens_at) * cfg->limits_rate / 1000.0;
+    if (s->tokens > cfg->limits_burst) {
+        s->tokens = cfg->limits_burst;
+    }
+    s->tokens_at = now;
+    if (s->tokens >= 1.0) {
+        s->tokens -= 1.0;
+        s->refused = 0;
+        return true;
+    }
+    if (++s->refused >= cfg->limits_rate_abuse) {
+        imk_session_close(s, 4429, "rate limit abuse");
+    }
+    return false;
+}
+
 static void on_text(void *arg, const char *text, size_t len)
 {
     imk_session_t *s = arg;
+    if (!within_rate(s)) {
+        json_t *frame = json_loadb(text, len, 0, NULL);
+        json_t *idv = json_object_get(frame, "id");
+        int64_t id = json_is_integer(idv) && json_integer_value(idv) > 0 ? json_integer_value(idv)
+                     : idv == NULL                                       ? 0
+                                                                         : NO_ID;
+        send_error(s, id, "rate_limited", "too many requests; slow down");
+        json_decref(frame);
+        return;
+    }
     json_t *frame = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
     int64_t id;
     const char *op;
@@ -436,6 +468,8 @@ imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev)
     s->id = ++gw->next_session_id;
     s->rooms = imk_map_create();
     s->deadline = evtimer_new(gw->base, on_token_expired, s);
+    s->tokens = gw->cfg->limits_burst;
+    s->tokens_at = imk_now_ms();
     if (s->rooms == NULL || s->deadline == NULL || imk_map_put_u64(gw->sessions, s->id, s) != 0) {
         goto fail;
     }

@@ -26,6 +26,9 @@ typedef struct imk_session {
     imk_map_t *rooms;            /* rooms this session receives events of (fan-out) */
     size_t waiting;              /* requests in flight */
     struct event *deadline;      /* auth deadline, then the token's expiry */
+    double tokens;               /* request budget: limits.rate per second up to limits.burst */
+    int64_t tokens_at;           /* when tokens was last refilled, ms */
+    int refused;                 /* requests refused rate_limited in a row */
 } imk_session_t;
 
 /* Takes ownership of bev, already upgraded. Returns NULL on no memory (bev not taken). */

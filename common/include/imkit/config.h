@@ -36,6 +36,9 @@ typedef struct imk_config {
     int limits_auth_timeout_ms;
     int limits_auth_failures;
     int limits_token_ttl;
+    int limits_rate;
+    int limits_burst;
+    int limits_rate_abuse;
 
     char *log_level;
     char *log_format;

@@ -67,6 +67,7 @@ static const struct key_spec keys[] = {
     INT("limits.text", limits_text, 1, 1048576, "16384", "bytes of a message's text"),
     INT("limits.payload", limits_payload, 16, 1048576, "8192", "bytes of payload or meta JSON"),
     INT("limits.ids", limits_ids, 1, 10000, "100", "ids in one request"),
+    INT("limits.members", limits_members, 2, 1000000, "10000", "members in a group room"),
     INT("limits.auth_timeout_ms", limits_auth_timeout_ms, 100, 600000, "10000",
         "time to authenticate after the upgrade (close 4401)"),
     INT("limits.auth_failures", limits_auth_failures, 1, 100, "3",

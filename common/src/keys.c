@@ -54,6 +54,16 @@ int imk_channel_client(char *out, size_t outlen, const char *prefix, const char 
     return format_result(snprintf(out, outlen, "%sch:u:{%s}", prefix, client), outlen);
 }
 
+int imk_channel_presence(char *out, size_t outlen, const char *prefix, const char *client)
+{
+    return format_result(snprintf(out, outlen, "%sch:p:{%s}", prefix, client), outlen);
+}
+
+int imk_key_gateways(char *out, size_t outlen, const char *prefix)
+{
+    return format_result(snprintf(out, outlen, "%sgateways", prefix), outlen);
+}
+
 int imk_partition(const char *id, size_t len, int partitions)
 {
     uint32_t h = 2166136261u;

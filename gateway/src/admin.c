@@ -40,6 +40,7 @@ enum answer_shape {
     SHAPE_ROOM_CREATED, /* 201, or 200 when "created" is false */
     SHAPE_FIRST_CLIENT, /* the first of "clients", 404 when none */
     SHAPE_TOKEN,        /* 201 with the token added */
+    SHAPE_NO_CONTENT,   /* 204 */
 };
 
 /* A request waiting for its answer. */
@@ -95,6 +96,9 @@ static void reply_error(struct evhttp_request *req, const char *code, const char
 /* Reshapes a successful answer for HTTP; returns the status. */
 static int shape_answer(struct admin_req *ar, const char *body, size_t len, imk_buf_t *out)
 {
+    if (ar->shape == SHAPE_NO_CONTENT) {
+        return 204;
+    }
     if (ar->shape == SHAPE_PLAIN || ar->shape == SHAPE_CREATED) {
         imk_buf_append(out, body, len);
         return ar->shape == SHAPE_PLAIN ? 200 : 201;
@@ -316,6 +320,12 @@ static void handle_clients(imk_admin_t *a, struct evhttp_request *req, char **se
     if (n == 3 && method == EVHTTP_REQ_PUT) {
         json_object_set_new(body, "id", json_string(id));
         run(a, req, "admin.client.put", body, SHAPE_PLAIN, NULL);
+    } else if (n == 3 && method == EVHTTP_REQ_DELETE) {
+        json_object_set_new(body, "id", json_string(id));
+        run(a, req, "admin.client.delete", body, SHAPE_NO_CONTENT, NULL);
+    } else if (n == 4 && seg_is(segs, n, 3, "tokens") && method == EVHTTP_REQ_DELETE) {
+        json_object_set_new(body, "id", json_string(id));
+        run(a, req, "admin.tokens.revoke", body, SHAPE_NO_CONTENT, NULL);
     } else if (n == 3 && method == EVHTTP_REQ_GET) {
         json_t *data = json_pack("{s:[s]}", "ids", id);
         run(a, req, "client.get", data, SHAPE_FIRST_CLIENT, NULL);
@@ -353,6 +363,20 @@ static void handle_rooms(imk_admin_t *a, struct evhttp_request *req, char **segs
         json_t *data = json_pack("{s:s}", "room", segs[2]);
         run(a, req, "room.get", data, SHAPE_PLAIN, NULL);
         json_decref(data);
+    } else if (n == 3 && method == EVHTTP_REQ_PATCH) {
+        json_object_set_new(body, "room", json_string(segs[2]));
+        run(a, req, "room.update", body, SHAPE_PLAIN, NULL);
+    } else if (n == 3 && method == EVHTTP_REQ_DELETE) {
+        json_t *data = json_pack("{s:s}", "room", segs[2]);
+        run(a, req, "admin.room.delete", data, SHAPE_NO_CONTENT, NULL);
+        json_decref(data);
+    } else if (n == 4 && seg_is(segs, n, 3, "members") && method == EVHTTP_REQ_POST) {
+        json_object_set_new(body, "room", json_string(segs[2]));
+        run(a, req, "room.members.add", body, SHAPE_PLAIN, NULL);
+    } else if (n == 5 && seg_is(segs, n, 3, "members") && method == EVHTTP_REQ_DELETE) {
+        json_t *data = json_pack("{s:s,s:[s]}", "room", segs[2], "members", segs[4]);
+        run(a, req, "room.members.remove", data, SHAPE_NO_CONTENT, NULL);
+        json_decref(data);
     } else if (n == 4 && seg_is(segs, n, 3, "messages") && method == EVHTTP_REQ_POST) {
         json_object_set_new(body, "room", json_string(segs[2]));
         run(a, req, "msg.send", body, SHAPE_CREATED, NULL);
@@ -361,7 +385,9 @@ static void handle_rooms(imk_admin_t *a, struct evhttp_request *req, char **segs
         query_into(req, data);
         run(a, req, "msg.history", data, SHAPE_PLAIN, NULL);
         json_decref(data);
-    } else if (n == 2 || n == 3 || (n == 4 && seg_is(segs, n, 3, "messages"))) {
+    } else if (n == 2 || n == 3 ||
+               (n == 4 && (seg_is(segs, n, 3, "messages") || seg_is(segs, n, 3, "members"))) ||
+               (n == 5 && seg_is(segs, n, 3, "members"))) {
         reply_method_not_allowed(req);
     } else {
         reply_error(req, "not_found", "no such endpoint");

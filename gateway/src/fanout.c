@@ -20,6 +20,7 @@ struct imk_fanout {
     imk_gateway_t *gw;
     imk_map_t *rooms;   /* room id -> group */
     imk_map_t *clients; /* client id -> group */
+    imk_map_t *watched; /* client id -> group of sessions watching its presence */
 };
 
 imk_fanout_t *imk_fanout_create(imk_gateway_t *gw)
@@ -31,7 +32,8 @@ imk_fanout_t *imk_fanout_create(imk_gateway_t *gw)
     f->gw = gw;
     f->rooms = imk_map_create();
     f->clients = imk_map_create();
-    if (f->rooms == NULL || f->clients == NULL) {
+    f->watched = imk_map_create();
+    if (f->rooms == NULL || f->clients == NULL || f->watched == NULL) {
         imk_fanout_destroy(f);
         return NULL;
     }
@@ -59,8 +61,12 @@ void imk_fanout_destroy(imk_fanout_t *f)
     if (f->clients != NULL) {
         imk_map_foreach(f->clients, free_group, NULL);
     }
+    if (f->watched != NULL) {
+        imk_map_foreach(f->watched, free_group, NULL);
+    }
     imk_map_destroy(f->rooms);
     imk_map_destroy(f->clients);
+    imk_map_destroy(f->watched);
     free(f);
 }
 
@@ -159,10 +165,52 @@ static void leave_one(const char *key, size_t len, void *value, void *arg)
     group_remove(la->f, la->f->rooms, imk_channel_room, key, len, la->s);
 }
 
+static void unwatch_one(const char *key, size_t len, void *value, void *arg)
+{
+    (void)value;
+    struct leave_all *la = arg;
+    group_remove(la->f, la->f->watched, imk_channel_presence, key, len, la->s);
+}
+
+/* Empties s->watching, leaving every presence group it was in. */
+static void unwatch_all(imk_fanout_t *f, imk_session_t *s)
+{
+    struct leave_all la = {f, s};
+    imk_map_foreach(s->watching, unwatch_one, &la);
+    imk_map_destroy(s->watching);
+    s->watching = imk_map_create();
+}
+
+int imk_fanout_watch(imk_fanout_t *f, imk_session_t *s, const json_t *ids)
+{
+    unwatch_all(f, s);
+    if (s->watching == NULL) {
+        return IMK_ENOMEM;
+    }
+    size_t i;
+    const json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        const char *name = json_string_value(id);
+        size_t len = json_string_length(id);
+        if (imk_map_get(s->watching, name, len) != NULL) {
+            continue;
+        }
+        if (imk_map_put(s->watching, name, len, s) != 0 ||
+            group_add(f, f->watched, imk_channel_presence, name, len, s) != 0) {
+            return IMK_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 void imk_fanout_remove_session(imk_fanout_t *f, imk_session_t *s)
 {
     struct leave_all la = {f, s};
     imk_map_foreach(s->rooms, leave_one, &la);
+    if (s->watching != NULL) {
+        imk_map_foreach(s->watching, unwatch_one, &la);
+    }
     if (s->authenticated) {
         group_remove(f, f->clients, imk_channel_client, s->client, strlen(s->client), s);
     }
@@ -175,14 +223,60 @@ static void send_to_group(struct group *g, const char *payload, size_t len)
     }
 }
 
+/* Whether client is in the comma-separated list skip[0..len). */
+static bool skipped(const char *skip, size_t len, const char *client)
+{
+    size_t n = strlen(client);
+    for (const char *p = skip, *end = skip + len; p < end;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma != NULL ? comma : end;
+        if ((size_t)(stop - p) == n && memcmp(p, client, n) == 0) {
+            return true;
+        }
+        p = stop + 1;
+    }
+    return false;
+}
+
+/* A room event, minus the sessions of the clients its "!skip" line names. */
+static void send_to_room(struct group *g, const char *payload, size_t len)
+{
+    static const char marker[] = "!skip ";
+    if (len < sizeof(marker) || memcmp(payload, marker, sizeof(marker) - 1) != 0) {
+        send_to_group(g, payload, len);
+        return;
+    }
+    const char *list = payload + sizeof(marker) - 1;
+    const char *nl = memchr(list, '\n', len - (sizeof(marker) - 1));
+    if (nl == NULL) {
+        return;
+    }
+    const char *frame = nl + 1;
+    size_t frame_len = len - (size_t)(frame - payload);
+    for (size_t i = 0; g != NULL && i < g->n; i++) {
+        if (!skipped(list, (size_t)(nl - list), g->items[i]->client)) {
+            imk_session_send(g->items[i], frame, frame_len);
+        }
+    }
+}
+
 /* Personal events that change what a client's sessions receive: room.joined subscribes
- * them to the room, room.left unsubscribes. */
-static void follow_membership(imk_fanout_t *f, struct group *g, const char *payload, size_t len)
+ * them to the room, room.left unsubscribes, session.revoked closes them. Returns whether
+ * the event is for the client too (control events are not). */
+static bool follow_membership(imk_fanout_t *f, struct group *g, const char *payload, size_t len)
 {
     json_t *ev = json_loadb(payload, len, 0, NULL);
     const char *name = json_string_value(json_object_get(ev, "ev"));
     json_t *data = json_object_get(ev, "data");
-    if (name != NULL && g != NULL) {
+    bool forward = true;
+    if (name != NULL && g != NULL && strcmp(name, "session.revoked") == 0) {
+        json_int_t code = json_integer_value(json_object_get(data, "code"));
+        for (size_t i = 0; i < g->n; i++) {
+            imk_session_close(g->items[i], code >= 4000 && code < 5000 ? (uint16_t)code : 4403,
+                              "tokens revoked");
+        }
+        forward = false;
+    } else if (name != NULL && g != NULL) {
         bool joined = strcmp(name, "room.joined") == 0;
         bool left = strcmp(name, "room.left") == 0;
         json_t *room = json_object_get(data, joined ? "id" : "room");
@@ -195,6 +289,7 @@ static void follow_membership(imk_fanout_t *f, struct group *g, const char *payl
         }
     }
     json_decref(ev);
+    return forward;
 }
 
 /* "ch:r:{id}" or "ch:u:{id}" after the prefix: the kind letter and the id. */
@@ -223,10 +318,13 @@ void imk_fanout_deliver(imk_fanout_t *f, const char *channel, size_t channel_len
         return;
     }
     if (kind == 'r') {
-        send_to_group(imk_map_get(f->rooms, id, id_len), payload, payload_len);
+        send_to_room(imk_map_get(f->rooms, id, id_len), payload, payload_len);
     } else if (kind == 'u') {
         struct group *g = imk_map_get(f->clients, id, id_len);
-        follow_membership(f, g, payload, payload_len);
-        send_to_group(g, payload, payload_len);
+        if (follow_membership(f, g, payload, payload_len)) {
+            send_to_group(g, payload, payload_len);
+        }
+    } else if (kind == 'p') {
+        send_to_group(imk_map_get(f->watched, id, id_len), payload, payload_len);
     }
 }

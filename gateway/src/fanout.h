@@ -7,6 +7,8 @@
 #include "gateway.h"
 #include "session.h"
 
+struct json_t;
+
 typedef struct imk_fanout imk_fanout_t;
 
 imk_fanout_t *imk_fanout_create(imk_gateway_t *gw);
@@ -17,10 +19,15 @@ int imk_fanout_add_client(imk_fanout_t *f, imk_session_t *s);
 /* Registers a session in a room (idempotent). Returns 0 or IMK_ENOMEM. */
 int imk_fanout_join(imk_fanout_t *f, imk_session_t *s, const char *room, size_t len);
 void imk_fanout_leave(imk_fanout_t *f, imk_session_t *s, const char *room, size_t len);
-/* Removes a session from its client and every room. */
+/* Replaces the set of clients whose presence events s receives with ids (a JSON array of
+ * valid ids). Returns 0 or IMK_ENOMEM. */
+int imk_fanout_watch(imk_fanout_t *f, imk_session_t *s, const struct json_t *ids);
+/* Removes a session from its client, every room and every watch. */
 void imk_fanout_remove_session(imk_fanout_t *f, imk_session_t *s);
 
-/* A message of a room or client channel (the prefix included in channel). */
+/* A message of a room, client or presence channel (the prefix included in channel). A room
+ * event may start with "!skip <id>,<id>\n": those clients' sessions do not get it. The
+ * personal control event session.revoked closes the client's sessions with its code. */
 void imk_fanout_deliver(imk_fanout_t *f, const char *channel, size_t channel_len,
                         const char *payload, size_t payload_len);
 

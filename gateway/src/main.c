@@ -7,6 +7,7 @@
 #include "imkit/keys.h"
 #include "imkit/log.h"
 #include "link.h"
+#include "liveness.h"
 #include "pending.h"
 #include "public.h"
 #include "session.h"
@@ -42,20 +43,6 @@ static void on_channel_message(const char *channel, size_t channel_len, const ch
     } else {
         imk_fanout_deliver(gw->fanout, channel, channel_len, payload, payload_len);
     }
-}
-
-/* Renews this gateway's liveness key, so others can tell when it died. */
-static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    imk_gateway_t *gw = arg;
-    char key[IMK_KEY_MAX], ttl[16];
-    imk_key_gateway_alive(key, sizeof(key), gw->cfg->redis_prefix, gw->id);
-    snprintf(ttl, sizeof(ttl), "%d", gw->cfg->gateway_heartbeat_ms * 3);
-    const char *argv[] = {"SET", key, "1", "PX", ttl};
-    size_t lens[] = {3, strlen(key), 1, 2, strlen(ttl)};
-    imk_link_command(gw->link, NULL, NULL, 5, argv, lens);
 }
 
 static void on_drained(evutil_socket_t fd, short what, void *arg)
@@ -159,17 +146,16 @@ int main(int argc, char **argv)
     if (gw.base != NULL && start(&gw) == 0) {
         struct event *sigterm = evsignal_new(gw.base, SIGTERM, on_stop_signal, &gw);
         struct event *sigint = evsignal_new(gw.base, SIGINT, on_stop_signal, &gw);
-        struct event *heartbeat = event_new(gw.base, -1, EV_PERSIST, on_heartbeat, &gw);
-        struct timeval beat = {cfg.gateway_heartbeat_ms / 1000,
-                               (cfg.gateway_heartbeat_ms % 1000) * 1000};
+        struct event *heartbeat = imk_liveness_start(&gw);
         evsignal_add(sigterm, NULL);
         evsignal_add(sigint, NULL);
-        evtimer_add(heartbeat, &beat);
         IMK_INFO("start", "gateway=%s redis=%s", gw.id, cfg.redis_url);
         event_base_dispatch(gw.base);
         event_free(sigterm);
         event_free(sigint);
-        event_free(heartbeat);
+        if (heartbeat != NULL) {
+            event_free(heartbeat);
+        }
         status = 0;
     }
     stop(&gw);

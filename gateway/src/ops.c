@@ -279,11 +279,29 @@ static int read_profile(const imk_op_ctx_t *ctx, json_t *data, const char *image
     return 0;
 }
 
-static void args_profile(struct args *a, const char *image_field, const struct profile_fields *p)
+/* The profile fields given, and under "clear" those given as null (an update clears them;
+ * creation ignores the list). */
+static void args_profile(struct args *a, const char *image_field, const struct profile_fields *p,
+                         json_t *data)
 {
+    const char *const fields[] = {"name", image_field, "meta"};
+    uint32_t nclear = 0;
     args_opt_str(a, "name", p->name, p->name_len);
     args_opt_str(a, image_field, p->image, p->image_len);
     args_opt_text(a, "meta", p->meta);
+    for (size_t i = 0; data != NULL && i < 3; i++) {
+        nclear += json_is_null(json_object_get(data, fields[i]));
+    }
+    if (nclear == 0) {
+        return;
+    }
+    args_key(a, "clear");
+    imk_mp_array(&a->mp, nclear);
+    for (size_t i = 0; i < 3; i++) {
+        if (json_is_null(json_object_get(data, fields[i]))) {
+            imk_mp_cstr(&a->mp, fields[i]);
+        }
+    }
 }
 
 static int build_room_create(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
@@ -320,7 +338,8 @@ static int build_room_create(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *o
     args_str(&a, "new_id", new_id, 16);
     args_opt_text(&a, "id", id);
     args_opt_text(&a, "owner", owner);
-    args_profile(&a, "cover", &p);
+    args_int(&a, "max_members", ctx->cfg->limits_members);
+    args_profile(&a, "cover", &p, NULL);
     free(p.meta);
     return args_finish(&a, out, err);
 }
@@ -467,24 +486,10 @@ static int build_client_put(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *ou
         return -1;
     }
     route->partition = id;
-    static const char *const clearable[] = {"name", "avatar", "meta"};
-    uint32_t nclear = 0;
-    for (size_t i = 0; i < 3; i++) {
-        nclear += json_is_null(json_object_get(data, clearable[i]));
-    }
     struct args a;
     args_init(&a);
     args_str(&a, "id", id, strlen(id));
-    args_profile(&a, "avatar", &p);
-    if (nclear > 0) {
-        args_key(&a, "clear");
-        imk_mp_array(&a.mp, nclear);
-        for (size_t i = 0; i < 3; i++) {
-            if (json_is_null(json_object_get(data, clearable[i]))) {
-                imk_mp_cstr(&a.mp, clearable[i]);
-            }
-        }
-    }
+    args_profile(&a, "avatar", &p, data);
     free(p.meta);
     return args_finish(&a, out, err);
 }
@@ -516,6 +521,203 @@ static int build_token_create(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *
     return args_finish(&a, out, err);
 }
 
+static int build_me_update(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                           imk_op_route_t *route, imk_op_error_t *err)
+{
+    (void)route;
+    struct profile_fields p;
+    if (read_profile(ctx, data, "avatar", &p, err) != 0) {
+        return -1;
+    }
+    struct args a;
+    args_init(&a);
+    args_profile(&a, "avatar", &p, data);
+    free(p.meta);
+    return args_finish(&a, out, err);
+}
+
+static int build_room_update(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                             imk_op_route_t *route, imk_op_error_t *err)
+{
+    const char *room;
+    struct profile_fields p;
+    if (read_id(data, "room", true, &room, err) != 0 ||
+        read_profile(ctx, data, "cover", &p, err) != 0) {
+        return -1;
+    }
+    route->partition = room;
+    struct args a;
+    args_init(&a);
+    args_str(&a, "room", room, strlen(room));
+    args_profile(&a, "cover", &p, data);
+    free(p.meta);
+    return args_finish(&a, out, err);
+}
+
+/* room.members.add and room.members.remove: a room and the ids to add or remove. */
+static int build_members(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                         imk_op_route_t *route, imk_op_error_t *err)
+{
+    const char *room;
+    json_t *members;
+    if (read_id(data, "room", true, &room, err) != 0 ||
+        read_ids(data, "members", (size_t)ctx->cfg->limits_ids, true, &members, err) != 0) {
+        return -1;
+    }
+    if (json_array_size(members) == 0) {
+        return imk_op_fail(err, "bad_request", "members: at least one id");
+    }
+    route->partition = room;
+    struct args a;
+    args_init(&a);
+    args_str(&a, "room", room, strlen(room));
+    args_ids(&a, "members", members);
+    args_int(&a, "max_members", ctx->cfg->limits_members);
+    return args_finish(&a, out, err);
+}
+
+/* msg.recall, and the room and seq that msg.edit and msg.react start with. */
+static int read_message_ref(json_t *data, const char **room, int64_t *seq, imk_op_error_t *err)
+{
+    bool present;
+    return read_id(data, "room", true, room, err) != 0 ||
+                   read_int(data, "seq", 1, INT64_MAX, true, &present, seq, err) != 0
+               ? -1
+               : 0;
+}
+
+static int build_msg_recall(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                            imk_op_route_t *route, imk_op_error_t *err)
+{
+    (void)ctx;
+    const char *room;
+    int64_t seq;
+    if (read_message_ref(data, &room, &seq, err) != 0) {
+        return -1;
+    }
+    route->partition = room;
+    struct args a;
+    args_init(&a);
+    args_str(&a, "room", room, strlen(room));
+    args_int(&a, "seq", seq);
+    return args_finish(&a, out, err);
+}
+
+static int build_msg_edit(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                          imk_op_route_t *route, imk_op_error_t *err)
+{
+    const char *room, *text;
+    size_t text_len;
+    int64_t seq;
+    char *payload = NULL;
+    if (read_message_ref(data, &room, &seq, err) != 0 ||
+        read_string(data, "text", (size_t)ctx->cfg->limits_text, false, &text, &text_len, err) !=
+            0 ||
+        read_object_text(data, "payload", (size_t)ctx->cfg->limits_payload, false, &payload, err) !=
+            0) {
+        return -1;
+    }
+    if (text == NULL && payload == NULL) {
+        return imk_op_fail(err, "bad_request", "text, payload: give at least one");
+    }
+    route->partition = room;
+    struct args a;
+    args_init(&a);
+    args_str(&a, "room", room, strlen(room));
+    args_int(&a, "seq", seq);
+    args_opt_str(&a, "text", text, text_len);
+    args_opt_text(&a, "payload", payload);
+    free(payload);
+    return args_finish(&a, out, err);
+}
+
+static int build_msg_react(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                           imk_op_route_t *route, imk_op_error_t *err)
+{
+    (void)ctx;
+    const char *room, *emoji;
+    size_t emoji_len;
+    int64_t seq;
+    json_t *on = field(data, "on");
+    if (read_message_ref(data, &room, &seq, err) != 0 ||
+        read_string(data, "emoji", EMOJI_MAX_BYTES, true, &emoji, &emoji_len, err) != 0) {
+        return -1;
+    }
+    if (emoji_len == 0) {
+        return imk_op_fail(err, "bad_request", "emoji: 1-%d bytes", EMOJI_MAX_BYTES);
+    }
+    if (!json_is_boolean(on)) {
+        return imk_op_fail(err, "bad_request", "on: required, a boolean");
+    }
+    route->partition = room;
+    struct args a;
+    args_init(&a);
+    args_str(&a, "room", room, strlen(room));
+    args_int(&a, "seq", seq);
+    args_str(&a, "emoji", emoji, emoji_len);
+    args_key(&a, "on");
+    imk_mp_bool(&a.mp, json_is_true(on));
+    return args_finish(&a, out, err);
+}
+
+/* sync: known is {"<room id>": last seq held}. */
+static int build_sync(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out, imk_op_route_t *route,
+                      imk_op_error_t *err)
+{
+    (void)ctx;
+    (void)route;
+    json_t *known = field(data, "known");
+    if (known != NULL && !json_is_object(known)) {
+        return imk_op_fail(err, "bad_request", "known: must be an object of room id to seq");
+    }
+    const char *room;
+    json_t *seq;
+    json_object_foreach(known, room, seq)
+    {
+        if (!imk_id_valid(room, strlen(room))) {
+            return imk_op_fail(err, "bad_request",
+                               "known: room ids must be 1-64 bytes of "
+                               "[A-Za-z0-9_.@:-]");
+        }
+        if (!json_is_integer(seq) || json_integer_value(seq) < 0) {
+            return imk_op_fail(err, "bad_request", "known.%s: must be an integer >= 0", room);
+        }
+    }
+    struct args a;
+    args_init(&a);
+    args_key(&a, "known");
+    imk_mp_map(&a.mp, (uint32_t)json_object_size(known));
+    json_object_foreach(known, room, seq)
+    {
+        imk_mp_cstr(&a.mp, room);
+        imk_mp_int(&a.mp, json_integer_value(seq));
+    }
+    return args_finish(&a, out, err);
+}
+
+/* Admin operations on one client: the admin layer puts the path's id into data. */
+static int build_client_id(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                           imk_op_route_t *route, imk_op_error_t *err)
+{
+    (void)ctx;
+    const char *id;
+    if (read_id(data, "id", true, &id, err) != 0) {
+        return -1;
+    }
+    route->partition = id;
+    struct args a;
+    args_init(&a);
+    args_str(&a, "id", id, strlen(id));
+    return args_finish(&a, out, err);
+}
+
+/* presence.watch's query: ids to report on. */
+static int build_presence_get(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                              imk_op_route_t *route, imk_op_error_t *err)
+{
+    return build_client_get(ctx, data, out, route, err);
+}
+
 static const imk_op_t ops[] = {
     {"client.get", "imkit_client_get", true, build_client_get},
     {"room.create", "imkit_room_create", false, build_room_create},
@@ -524,8 +726,21 @@ static const imk_op_t ops[] = {
     {"room.read", "imkit_room_read", false, build_room_read},
     {"msg.send", "imkit_msg_send", false, build_msg_send},
     {"msg.history", "imkit_msg_history", true, build_msg_history},
+    {"me.update", "imkit_me_update", false, build_me_update},
+    {"room.update", "imkit_room_update", false, build_room_update},
+    {"room.members.add", "imkit_members_add", false, build_members},
+    {"room.members.remove", "imkit_members_remove", false, build_members},
+    {"room.leave", "imkit_room_leave", false, build_room_only},
+    {"msg.edit", "imkit_msg_edit", false, build_msg_edit},
+    {"msg.recall", "imkit_msg_recall", false, build_msg_recall},
+    {"msg.react", "imkit_msg_react", false, build_msg_react},
+    {"sync", "imkit_sync", true, build_sync},
+    {"presence.watch", "imkit_presence_get", true, build_presence_get},
     {"admin.client.put", "imkit_client_put", false, build_client_put},
+    {"admin.client.delete", "imkit_client_delete", false, build_client_id},
+    {"admin.tokens.revoke", "imkit_tokens_revoke", false, build_client_id},
     {"admin.token.create", "imkit_token_create", false, build_token_create},
+    {"admin.room.delete", "imkit_room_delete", false, build_room_only},
 };
 
 const imk_op_t *imk_op_find(const char *name)

@@ -21,6 +21,7 @@
 
 #define NO_ID (-1) /* a request whose id could not be read: answered with "id": null */
 #define SLOW_READER_BYTES (1024 * 1024)
+#define TYPING_INTERVAL_MS 1000
 
 static void send_error(imk_session_t *s, int64_t id, const char *code, const char *message)
 {
@@ -96,49 +97,27 @@ static void run_op(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *dat
     imk_buf_deinit(&args);
 }
 
-/* Presence: one count per gateway in the client's online hash; last_seen when it drops to
- * zero. The callback gets a copy of what it needs: the session may be gone by then. */
-struct presence_ref {
-    imk_gateway_t *gw;
-    char client[IMK_ID_MAX + 1];
-};
-
-static void on_presence_decrement(struct redisReply *reply, void *arg)
-{
-    struct presence_ref *ref = arg;
-    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer <= 0) {
-        imk_gateway_t *gw = ref->gw;
-        char key[IMK_KEY_MAX];
-        char now[24];
-        imk_key_online(key, sizeof(key), gw->cfg->redis_prefix, ref->client);
-        snprintf(now, sizeof(now), "%lld", (long long)imk_now_ms());
-        const char *hdel[] = {"HDEL", key, gw->id};
-        size_t hdel_lens[] = {4, strlen(key), strlen(gw->id)};
-        imk_link_command(gw->link, NULL, NULL, 3, hdel, hdel_lens);
-        const char *hset[] = {"HSET", key, "last_seen", now};
-        size_t hset_lens[] = {4, strlen(key), 9, strlen(now)};
-        imk_link_command(gw->link, NULL, NULL, 4, hset, hset_lens);
-    }
-    free(ref);
-}
-
+/* Presence: the function counts this gateway's connections of the client and publishes a
+ * presence event when the client comes online or goes offline anywhere. */
 static void presence_change(imk_session_t *s, int delta)
 {
-    char key[IMK_KEY_MAX];
-    char by[8];
-    imk_key_online(key, sizeof(key), s->gw->cfg->redis_prefix, s->client);
-    snprintf(by, sizeof(by), "%d", delta);
-    const char *argv[] = {"HINCRBY", key, s->gw->id, by};
-    size_t lens[] = {7, strlen(key), strlen(s->gw->id), strlen(by)};
-    struct presence_ref *ref = NULL;
-    if (delta < 0 && (ref = malloc(sizeof(*ref))) != NULL) {
-        ref->gw = s->gw;
-        snprintf(ref->client, sizeof(ref->client), "%s", s->client);
+    imk_buf_t args = IMK_BUF_INIT;
+    imk_mp_t mp;
+    imk_mp_init(&mp, &args);
+    imk_mp_map(&mp, 3);
+    imk_mp_cstr(&mp, "client");
+    imk_mp_cstr(&mp, s->client);
+    imk_mp_cstr(&mp, "gw");
+    imk_mp_cstr(&mp, s->gw->id);
+    imk_mp_cstr(&mp, "delta");
+    imk_mp_int(&mp, delta);
+    const char *argv[] = {"FCALL",  "imkit_presence_set", "0", s->gw->cfg->redis_prefix, "",
+                          args.data};
+    size_t lens[] = {5, 18, 1, strlen(s->gw->cfg->redis_prefix), 0, args.len};
+    if (mp.err == 0) {
+        imk_link_command(s->gw->link, NULL, NULL, 6, argv, lens);
     }
-    if (imk_link_command(s->gw->link, ref != NULL ? on_presence_decrement : NULL, ref, 4, argv,
-                         lens) != 0) {
-        free(ref);
-    }
+    imk_buf_deinit(&args);
 }
 
 /* Looks a session up by id: callbacks that outlive a request hold ids, not pointers. */
@@ -370,6 +349,56 @@ static int parse_frame(imk_session_t *s, json_t *frame, int64_t *id, const char 
     return 0;
 }
 
+/* typing: not stored, not a job. Membership is known locally (the session receives the
+ * room's events only as a member), so the event is published straight to the room channel,
+ * skipping the typer's own sessions, at most once a second per session. */
+static void do_typing(imk_session_t *s, int64_t id, json_t *data)
+{
+    json_t *room = data != NULL ? json_object_get(data, "room") : NULL;
+    if (!json_is_string(room) || !imk_id_valid(json_string_value(room), json_string_length(room))) {
+        send_error(s, id, "bad_request", "room: must be 1-64 bytes of [A-Za-z0-9_.@:-]");
+        return;
+    }
+    if (imk_map_get(s->rooms, json_string_value(room), json_string_length(room)) == NULL) {
+        send_error(s, id, "forbidden", "not a member of this room");
+        return;
+    }
+    int64_t now = imk_now_ms();
+    if (now - s->typing_at >= TYPING_INTERVAL_MS) {
+        s->typing_at = now;
+        char channel[IMK_KEY_MAX];
+        imk_channel_room(channel, sizeof(channel), s->gw->cfg->redis_prefix,
+                         json_string_value(room));
+        imk_buf_t ev = IMK_BUF_INIT;
+        imk_buf_printf(&ev,
+                       "!skip %s\n{\"ev\":\"typing\",\"data\":{\"room\":\"%s\",\"client\":\"%s\"}}",
+                       s->client, json_string_value(room), s->client);
+        const char *argv[] = {"PUBLISH", channel, ev.data};
+        size_t lens[] = {7, strlen(channel), ev.len};
+        imk_link_command(s->gw->link, NULL, NULL, 3, argv, lens);
+        imk_buf_deinit(&ev);
+    }
+    send_ok(s, id, "{}", 2);
+}
+
+/* presence.watch: the watched set is this session's (replaced by each call); the answer is
+ * the watched clients' current presence. */
+static void do_presence_watch(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *data)
+{
+    imk_op_ctx_t ctx = {s->gw->cfg, false};
+    imk_op_route_t route = {NULL, NULL};
+    imk_op_error_t err;
+    imk_buf_t args = IMK_BUF_INIT;
+    if (op->build(&ctx, data, &args, &route, &err) != 0) {
+        send_error(s, id, err.code, err.message);
+    } else if (imk_fanout_watch(s->gw->fanout, s, json_object_get(data, "ids")) != 0) {
+        send_error(s, id, "internal", "out of memory");
+    } else {
+        run_op(s, id, op, data);
+    }
+    imk_buf_deinit(&args);
+}
+
 /* Token bucket: limits.rate requests a second, bursts of limits.burst. A client that keeps
  * going after being told rate_limited is closed 4429. Returns whether to serve. */
 static bool within_rate(imk_session_t *s)
@@ -422,6 +451,10 @@ static void on_text(void *arg, const char *text, size_t len)
         }
     } else if (!s->authenticated) {
         send_error(s, id, "unauthenticated", "authenticate first with auth");
+    } else if (strcmp(op, "typing") == 0) {
+        do_typing(s, id, data);
+    } else if (strcmp(op, "presence.watch") == 0) {
+        do_presence_watch(s, id, spec, data);
     } else if (strcmp(op, "ping") == 0) {
         char ts[48];
         int n = snprintf(ts, sizeof(ts), "{\"ts\":%lld}", (long long)imk_now_ms());
@@ -448,6 +481,7 @@ static void session_destroy(imk_session_t *s)
     }
     event_free(s->deadline);
     imk_map_destroy(s->rooms);
+    imk_map_destroy(s->watching);
     imk_ws_destroy(s->ws);
     free(s);
 }
@@ -467,10 +501,12 @@ imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev)
     s->gw = gw;
     s->id = ++gw->next_session_id;
     s->rooms = imk_map_create();
+    s->watching = imk_map_create();
     s->deadline = evtimer_new(gw->base, on_token_expired, s);
     s->tokens = gw->cfg->limits_burst;
     s->tokens_at = imk_now_ms();
-    if (s->rooms == NULL || s->deadline == NULL || imk_map_put_u64(gw->sessions, s->id, s) != 0) {
+    if (s->rooms == NULL || s->watching == NULL || s->deadline == NULL ||
+        imk_map_put_u64(gw->sessions, s->id, s) != 0) {
         goto fail;
     }
     s->ws =
@@ -488,6 +524,7 @@ fail:
         event_free(s->deadline);
     }
     imk_map_destroy(s->rooms);
+    imk_map_destroy(s->watching);
     free(s);
     return NULL;
 }

@@ -24,6 +24,8 @@ typedef struct imk_session {
     int auth_failures;
     char client[IMK_ID_MAX + 1]; /* set once authenticated */
     imk_map_t *rooms;            /* rooms this session receives events of (fan-out) */
+    imk_map_t *watching;         /* clients whose presence this session watches */
+    int64_t typing_at;           /* when this session last sent typing, ms */
     size_t waiting;              /* requests in flight */
     struct event *deadline;      /* auth deadline, then the token's expiry */
     double tokens;               /* request budget: limits.rate per second up to limits.burst */

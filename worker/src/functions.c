@@ -10,8 +10,11 @@ extern const char imk_functions_lua[];
 extern const size_t imk_functions_lua_len;
 
 static const char *const commands[] = {
-    "imkit_auth",        "imkit_client_put", "imkit_token_create",
-    "imkit_room_create", "imkit_msg_send",   "imkit_room_read",
+    "imkit_auth",          "imkit_client_put", "imkit_client_delete", "imkit_token_create",
+    "imkit_tokens_revoke", "imkit_me_update",  "imkit_room_create",   "imkit_room_update",
+    "imkit_room_delete",   "imkit_room_leave", "imkit_members_add",   "imkit_members_remove",
+    "imkit_msg_send",      "imkit_msg_edit",   "imkit_msg_recall",    "imkit_msg_react",
+    "imkit_room_read",
 };
 
 int imk_functions_load(struct redisContext *redis)

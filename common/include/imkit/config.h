@@ -33,6 +33,7 @@ typedef struct imk_config {
     int limits_text;
     int limits_payload;
     int limits_ids;
+    int limits_members;
     int limits_auth_timeout_ms;
     int limits_auth_failures;
     int limits_token_ttl;

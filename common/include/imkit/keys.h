@@ -20,6 +20,9 @@ int imk_key_client_rooms(char *out, size_t outlen, const char *prefix, const cha
 int imk_channel_gateway(char *out, size_t outlen, const char *prefix, const char *gateway);
 int imk_channel_room(char *out, size_t outlen, const char *prefix, const char *room);
 int imk_channel_client(char *out, size_t outlen, const char *prefix, const char *client);
+int imk_channel_presence(char *out, size_t outlen, const char *prefix, const char *client);
+/* The set of gateway ids that ever announced themselves (cleaned when they die). */
+int imk_key_gateways(char *out, size_t outlen, const char *prefix);
 
 /* The job stream partition of a room or client id: FNV-1a of the id mod partitions, so
  * every job about one room lands in one stream. */

@@ -1,0 +1,109 @@
+/* Heartbeat (SET imkit:gw:<id> PX 3*interval, SADD imkit:gateways) and the sweep of dead
+ * gateways (imkit_gateway_gone, idempotent: several gateways may run it at once). */
+#include "liveness.h"
+#include "imkit/job.h"
+#include "imkit/keys.h"
+#include "imkit/log.h"
+#include "link.h"
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A gateway id under check, with the context to act on it. */
+struct peer {
+    imk_gateway_t *gw;
+    char id[128];
+};
+
+static void command(imk_gateway_t *gw, imk_link_reply_fn *fn, void *arg, int argc,
+                    const char **argv)
+{
+    size_t lens[8];
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    if (imk_link_command(gw->link, fn, arg, argc, argv, lens) != 0 && fn != NULL) {
+        fn(NULL, arg);
+    }
+}
+
+static void clean_dead(imk_gateway_t *gw, const char *id)
+{
+    imk_buf_t args = IMK_BUF_INIT;
+    imk_mp_t mp;
+    imk_mp_init(&mp, &args);
+    imk_mp_map(&mp, 1);
+    imk_mp_cstr(&mp, "gw");
+    imk_mp_cstr(&mp, id);
+    const char *argv[] = {"FCALL", "imkit_gateway_gone", "0", gw->cfg->redis_prefix, "", args.data};
+    size_t lens[] = {5, 18, 1, strlen(gw->cfg->redis_prefix), 0, args.len};
+    if (mp.err == 0) {
+        imk_link_command(gw->link, NULL, NULL, 6, argv, lens);
+    }
+    imk_buf_deinit(&args);
+    char set[IMK_KEY_MAX];
+    imk_key_gateways(set, sizeof(set), gw->cfg->redis_prefix);
+    const char *srem[] = {"SREM", set, id};
+    command(gw, NULL, NULL, 3, srem);
+    IMK_WARN("gateway_gone", "gateway=%s", id);
+}
+
+static void on_peer_checked(struct redisReply *reply, void *arg)
+{
+    struct peer *p = arg;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        clean_dead(p->gw, p->id);
+    }
+    free(p);
+}
+
+static void on_members(struct redisReply *reply, void *arg)
+{
+    imk_gateway_t *gw = arg;
+    for (size_t i = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
+         i++) {
+        const char *id = reply->element[i]->str;
+        struct peer *p = malloc(sizeof(*p));
+        if (p == NULL || strcmp(id, gw->id) == 0 || strlen(id) >= sizeof(p->id)) {
+            free(p);
+            continue;
+        }
+        p->gw = gw;
+        snprintf(p->id, sizeof(p->id), "%s", id);
+        char key[IMK_KEY_MAX];
+        imk_key_gateway_alive(key, sizeof(key), gw->cfg->redis_prefix, id);
+        const char *exists[] = {"EXISTS", key};
+        command(gw, on_peer_checked, p, 2, exists);
+    }
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    imk_gateway_t *gw = arg;
+    char key[IMK_KEY_MAX], set[IMK_KEY_MAX], ttl[16];
+    imk_key_gateway_alive(key, sizeof(key), gw->cfg->redis_prefix, gw->id);
+    imk_key_gateways(set, sizeof(set), gw->cfg->redis_prefix);
+    snprintf(ttl, sizeof(ttl), "%d", gw->cfg->gateway_heartbeat_ms * 3);
+    const char *beat[] = {"SET", key, "1", "PX", ttl};
+    const char *announce[] = {"SADD", set, gw->id};
+    const char *members[] = {"SMEMBERS", set};
+    command(gw, NULL, NULL, 5, beat);
+    command(gw, NULL, NULL, 3, announce);
+    command(gw, on_members, gw, 2, members);
+}
+
+struct event *imk_liveness_start(imk_gateway_t *gw)
+{
+    struct event *ev = event_new(gw->base, -1, EV_PERSIST, on_tick, gw);
+    struct timeval tv = {gw->cfg->gateway_heartbeat_ms / 1000,
+                         (gw->cfg->gateway_heartbeat_ms % 1000) * 1000};
+    if (ev != NULL) {
+        evtimer_add(ev, &tv);
+    }
+    return ev;
+}

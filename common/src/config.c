@@ -52,6 +52,10 @@ static const struct key_spec keys[] = {
         "a request unanswered this long gets 'unavailable'"),
     INT("gateway.heartbeat_ms", gateway_heartbeat_ms, 100, 600000, "5000",
         "how often a gateway renews its liveness key"),
+    STR("gateway.allowed_origins", gateway_allowed_origins, "",
+        "comma-separated origins allowed to open /ws (empty: any)"),
+    STR("tls.cert", tls_cert, "", "PEM certificate chain: both listeners speak TLS"),
+    STR("tls.key", tls_key, "", "PEM private key of tls.cert"),
     STR("auth.jwt_secrets", auth_jwt_secrets, "", "HS256 secrets: kid:secret,kid:secret"),
     STR("admin.api_keys", admin_api_keys, "", "comma-separated admin API keys"),
     BOOL("dev.demo_tokens", dev_demo_tokens, "off",
@@ -305,6 +309,10 @@ static int validate(const imk_config_t *cfg, char *err, size_t errlen)
     }
     if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
         snprintf(err, errlen, "log.format: '%s' is not text or json", cfg->log_format);
+        return IMK_EINVAL;
+    }
+    if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+        snprintf(err, errlen, "tls.cert and tls.key: give both or neither");
         return IMK_EINVAL;
     }
     if (cfg->redis_prefix[0] == '\0' || strlen(cfg->redis_prefix) > 64) {

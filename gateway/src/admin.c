@@ -10,6 +10,7 @@
 #include "link.h"
 #include "listen_addr.h"
 #include "ops.h"
+#include "tls.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -482,6 +483,9 @@ imk_admin_t *imk_admin_create(imk_gateway_t *gw)
                   gw->cfg->gateway_admin_listen);
         imk_admin_destroy(a);
         return NULL;
+    }
+    if (gw->tls != NULL) {
+        evhttp_set_bevcb(a->http, imk_tls_evhttp_bev, gw->tls);
     }
     evhttp_set_max_body_size(a->http, BODY_MAX);
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |

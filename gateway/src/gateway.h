@@ -17,12 +17,14 @@ struct imk_pending;
 struct imk_fanout;
 struct imk_public;
 struct imk_admin;
+struct imk_tls;
 
 typedef struct imk_gateway {
     const imk_config_t *cfg;
     struct event_base *base;
     char id[128];
     imk_jwt_keys_t *jwt;
+    struct imk_tls *tls; /* NULL: plain TCP */
     struct imk_link *link;
     struct imk_pending *pending;
     struct imk_fanout *fanout;

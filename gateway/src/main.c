@@ -11,6 +11,7 @@
 #include "pending.h"
 #include "public.h"
 #include "session.h"
+#include "tls.h"
 
 #include <event2/event.h>
 #include <signal.h>
@@ -90,6 +91,13 @@ static int start(imk_gateway_t *gw)
         fprintf(stderr, "imkit-gateway: auth.jwt_secrets is malformed\n");
         return -1;
     }
+    if (gw->cfg->tls_cert[0] != '\0') {
+        gw->tls = imk_tls_create(gw->cfg->tls_cert, gw->cfg->tls_key);
+        if (gw->tls == NULL) {
+            fprintf(stderr, "imkit-gateway: cannot load tls.cert / tls.key\n");
+            return -1;
+        }
+    }
     gw->sessions = imk_map_create();
     gw->pending = imk_pending_create(gw->base, gw->cfg->gateway_request_timeout_ms);
     gw->fanout = imk_fanout_create(gw);
@@ -115,6 +123,7 @@ static void stop(imk_gateway_t *gw)
     imk_fanout_destroy(gw->fanout);
     imk_map_destroy(gw->sessions);
     imk_jwt_keys_destroy(gw->jwt);
+    imk_tls_destroy(gw->tls);
 }
 
 int main(int argc, char **argv)

@@ -8,6 +8,7 @@
 #include "listen_addr.h"
 #include "session.h"
 #include "static_files.h"
+#include "tls.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -53,6 +54,8 @@ struct http_conn {
     bool offers_imkit_v1;
     char ws_key[64];
     char ws_version[8];
+    char origin[256];
+    bool has_origin;
 };
 
 static void conn_free(struct http_conn *c)
@@ -103,6 +106,9 @@ static void header_done(struct http_conn *c)
     } else if (strcasecmp(c->field, "Sec-WebSocket-Version") == 0) {
         snprintf(c->ws_version, sizeof(c->ws_version), "%.*s", (int)sizeof(c->ws_version) - 1,
                  c->value);
+    } else if (strcasecmp(c->field, "Origin") == 0) {
+        snprintf(c->origin, sizeof(c->origin), "%.*s", (int)sizeof(c->origin) - 1, c->value);
+        c->has_origin = true;
     } else if (strcasecmp(c->field, "Sec-WebSocket-Protocol") == 0) {
         /* A comma-separated list; we speak only imkit.v1. */
         for (char *tok = strtok(c->value, ", "); tok != NULL; tok = strtok(NULL, ", ")) {
@@ -186,6 +192,28 @@ static bool websocket_key_valid(const char *key)
            EVP_DecodeBlock(raw, (const unsigned char *)key, 24) == 18;
 }
 
+/* gateway.allowed_origins: empty allows any; otherwise the Origin must be listed exactly.
+ * A request without Origin (not a browser) is allowed: the check protects browser users
+ * from other sites, it is not authentication. */
+static bool origin_allowed(const char *allowed, const struct http_conn *c)
+{
+    if (allowed[0] == '\0' || !c->has_origin) {
+        return true;
+    }
+    size_t n = strlen(c->origin);
+    for (const char *p = allowed; *p != '\0';) {
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+        size_t len = strcspn(p, ", ");
+        if (len == n && len > 0 && strncmp(p, c->origin, n) == 0) {
+            return true;
+        }
+        p += len;
+    }
+    return false;
+}
+
 static void upgrade(struct http_conn *c)
 {
     imk_gateway_t *gw = c->owner->gw;
@@ -197,6 +225,10 @@ static void upgrade(struct http_conn *c)
     if (strcmp(c->ws_version, "13") != 0) {
         respond(c, 426, "Upgrade Required", "text/plain", "Sec-WebSocket-Version: 13\r\n",
                 "WebSocket version 13 only\n", 26);
+        return;
+    }
+    if (!origin_allowed(gw->cfg->gateway_allowed_origins, c)) {
+        respond_text(c, 403, "Forbidden", "origin not allowed\n");
         return;
     }
     if (gw->stopping) {
@@ -332,7 +364,9 @@ static void on_head_read(struct bufferevent *bev, void *arg)
 static void on_conn_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
-    (void)what;
+    if (what & BEV_EVENT_CONNECTED) {
+        return; /* the TLS handshake finished */
+    }
     conn_free(arg); /* EOF, error, or the head did not come in time */
 }
 
@@ -344,13 +378,11 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
     (void)socklen;
     imk_public_t *p = arg;
     struct http_conn *c = calloc(1, sizeof(*c));
-    struct bufferevent *bev = bufferevent_socket_new(p->gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = imk_tls_accept(p->gw->tls, p->gw->base, fd);
     if (c == NULL || bev == NULL) {
         free(c);
         if (bev != NULL) {
             bufferevent_free(bev);
-        } else {
-            evutil_closesocket(fd);
         }
         return;
     }

@@ -131,7 +131,9 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
-    (void)what;
+    if (what & BEV_EVENT_CONNECTED) {
+        return;
+    }
     notify_closed(arg); /* EOF, error or timeout: the peer is gone */
 }
 

@@ -19,6 +19,10 @@ typedef struct imk_config {
     char *gateway_static_dir;
     int gateway_request_timeout_ms;
     int gateway_heartbeat_ms;
+    char *gateway_allowed_origins;
+
+    char *tls_cert;
+    char *tls_key;
 
     char *auth_jwt_secrets;
     char *admin_api_keys;

@@ -66,6 +66,8 @@ static const struct key_spec keys[] = {
         "jobs pending this long are claimed from dead workers"),
     INT("worker.max_attempts", worker_max_attempts, 1, 100, "5",
         "deliveries of a failing job before it goes to the dead-letter stream"),
+    INT("worker.dead_consumer_ms", worker_dead_consumer_ms, 1000, INT_MAX, "3600000",
+        "consumers idle this long with nothing pending are removed from the group"),
     INT("limits.ws_message", limits_ws_message, 1024, 16777216, "65536",
         "largest WebSocket message after defragmentation (close 1009)"),
     INT("limits.text", limits_text, 1, 1048576, "16384", "bytes of a message's text"),

@@ -368,8 +368,44 @@ static int claim_idle(imk_consumer_t *c)
     return 0;
 }
 
+/* Removes from the group the consumers (workers) that have been idle longer than
+ * worker.dead_consumer_ms and hold no pending job: workers that stopped or died long ago.
+ * A consumer with pending jobs stays until XAUTOCLAIM has moved them. */
+static int remove_dead_consumers(imk_consumer_t *c, const char *stream)
+{
+    redisReply *r = redisCommand(c->redis, "XINFO CONSUMERS %s " GROUP, stream);
+    if (r == NULL) {
+        return IMK_EREDIS;
+    }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *info = r->element[i];
+        const char *name = NULL;
+        long long pending = -1, idle = -1;
+        for (size_t k = 0; info->type == REDIS_REPLY_ARRAY && k + 1 < info->elements; k += 2) {
+            const char *field = info->element[k]->str;
+            const redisReply *v = info->element[k + 1];
+            if (strcmp(field, "name") == 0) {
+                name = v->str;
+            } else if (strcmp(field, "pending") == 0) {
+                pending = v->integer;
+            } else if (strcmp(field, "idle") == 0) {
+                idle = v->integer;
+            }
+        }
+        if (name != NULL && strcmp(name, c->name) != 0 && pending == 0 &&
+            idle > c->cfg->worker_dead_consumer_ms) {
+            IMK_INFO("consumer_removed", "stream=%s consumer=%s idle_ms=%lld", stream, name, idle);
+            freeReplyObject(redisCommand(c->redis, "XGROUP DELCONSUMER %s " GROUP " %s", stream,
+                                         name));
+        }
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
 /* Deletes what the group has acknowledged: everything older than both the oldest pending
- * job and the last delivered one. A pending job is never trimmed. */
+ * job and the last delivered one. A pending job is never trimmed. Also removes long-dead
+ * consumers. */
 static int trim_streams(imk_consumer_t *c)
 {
     for (int i = 0; i < c->nstreams; i++) {
@@ -398,6 +434,9 @@ static int trim_streams(imk_consumer_t *c)
         }
         freeReplyObject(pending);
         freeReplyObject(groups);
+        if (remove_dead_consumers(c, c->streams[i]) != 0) {
+            return IMK_EREDIS;
+        }
     }
     return 0;
 }

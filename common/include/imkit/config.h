@@ -32,6 +32,7 @@ typedef struct imk_config {
     int worker_block_ms;
     int worker_claim_idle_ms;
     int worker_max_attempts;
+    int worker_dead_consumer_ms;
 
     int limits_ws_message;
     int limits_text;

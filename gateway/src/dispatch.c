@@ -78,7 +78,8 @@ static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref 
 {
     char job_id[160];
     uint64_t req = q->req;
-    int id_len = snprintf(job_id, sizeof(job_id), "%s.%llu", gw->id, (unsigned long long)req);
+    int id_len =
+        snprintf(job_id, sizeof(job_id), "%s.%s.%llu", gw->id, gw->boot, (unsigned long long)req);
     imk_job_t job = {
         .v = IMK_JOB_VERSION,
         .kind = {call->function, strlen(call->function)},

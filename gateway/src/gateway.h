@@ -23,6 +23,7 @@ typedef struct imk_gateway {
     const imk_config_t *cfg;
     struct event_base *base;
     char id[128];
+    char boot[17]; /* random per process start: job ids never repeat across restarts */
     imk_jwt_keys_t *jwt;
     struct imk_tls *tls; /* NULL: plain TCP */
     struct imk_link *link;

@@ -4,6 +4,7 @@
 #include "dispatch.h"
 #include "fanout.h"
 #include "gateway.h"
+#include "imkit/ids.h"
 #include "imkit/keys.h"
 #include "imkit/log.h"
 #include "link.h"
@@ -146,6 +147,7 @@ int main(int argc, char **argv)
     gw.cfg = &cfg;
     gw.base = event_base_new();
     default_id(&gw);
+    imk_id_random(gw.boot);
     if (cfg.dev_demo_tokens) {
         IMK_WARN("dev_demo_tokens",
                  "note=\"DEVELOPMENT ONLY: /dev/token gives anyone a token for any id; never "

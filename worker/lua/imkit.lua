@@ -36,6 +36,32 @@ JSON
     NULL                      JSON null (fields written without `?` that have no value)
     arr(t)                    marks a Lua list as a JSON array (so an empty one is [])
     raw(text)                 embeds stored JSON text verbatim (meta, payload, messages)
+    obj()                     the empty-object marker: an empty map encodes as {}
+  and a reader that never decodes users' JSON: json_members(text) splits a stored object
+  into its members, each value kept as raw text, so a stored message is rebuilt with one
+  field changed and everything else byte for byte (see 6. Messages).
+
+Events
+  emit(channel, ev, data) queues one. An event on a room channel that some members'
+  sessions must not get (member.joined: the new members get room.joined instead) is
+  queued with emit_skip: the frame is preceded by "!skip <id>,<id>\n"; the gateway drops
+  those clients' sessions and strips the prefix before writing.
+
+Message versions
+  The stream log r:{rid}:log is immutable (the message as sent). An edited, recalled or
+  reacted message's current version is the JSON in the hash r:{rid}:edit (seq -> JSON),
+  and every read overlays it: history and sync (one HMGET a page), and the room's
+  last_msg, rewritten when the last message changes (summaries read it).
+
+Deleted clients
+  Deleting a client keeps its profile hash holding only `deleted` and `tokens_valid_after`
+  (the revocation mark: its old tokens stay refused). load_profile treats it as absent;
+  ensure_profile (a later auth, token or add) recreates the profile over it.
+
+Presence
+  online:{client} holds one field per gateway (that gateway's count of the client's
+  sessions; dropped at 0) and last_seen; gwc:<gateway> is the set of clients a gateway
+  counts, so imkit_gateway_gone can clean up after a dead gateway without a SCAN.
 
 Ordering of ids
   Lua's `<` on strings uses strcoll, and Redis sets LC_COLLATE from the environment, so
@@ -51,14 +77,14 @@ Lua 5.1 limits
   grouped in tables (K, CH) and kept few and general, so the library can grow.
 
 Layout
-  1. JSON encoder            5. rooms: load, membership, objects, summaries
-  2. call context, replies   6. messages
+  1. JSON encoder, reader    5. rooms: load, membership, objects, summaries, leaving
+  2. call context, replies   6. messages: objects, current versions, reactions
   3. keys and channels       7. functions, one section per family
-  4. clients (profiles)      8. registration
+  4. clients, presence       8. registration
 ]]
 
 ---------------------------------------------------------------------------------------
--- 1. JSON encoder
+-- 1. JSON encoder, and a reader of stored JSON
 ---------------------------------------------------------------------------------------
 
 local NULL = {} -- compared by identity
@@ -150,6 +176,58 @@ local function json(v)
   return table.concat(out)
 end
 
+-- The reader: JSON text we stored (or the gateway validated) is split, never decoded, so
+-- users' JSON stays verbatim. Positions are byte indexes into text.
+local JR = {}
+
+function JR.string_end(text, i) -- text:sub(i, i) is '"': the index of the closing quote
+  local j = i + 1
+  while true do
+    local p = text:find('["\\]', j)
+    if text:sub(p, p) == '"' then return p end
+    j = p + 2 -- skip the escaped character
+  end
+end
+
+function JR.value_end(text, i) -- the index of the last byte of the value starting at i
+  local c = text:sub(i, i)
+  if c == '"' then return JR.string_end(text, i) end
+  if c == '{' or c == '[' then
+    local depth, j = 0, i
+    while true do
+      local p = text:find('[%[%]{}"]', j)
+      local d = text:sub(p, p)
+      if d == '"' then
+        j = JR.string_end(text, p) + 1
+      else
+        depth = depth + ((d == '{' or d == '[') and 1 or -1)
+        if depth == 0 then return p end
+        j = p + 1
+      end
+    end
+  end
+  local p = text:find('[,}%]%s]', i) -- a number, true, false or null
+  return (p or #text + 1) - 1
+end
+
+-- The members of a JSON object: its keys in order, and key -> value as raw JSON text.
+local function json_members(text)
+  local keys, vals = {}, {}
+  local i = text:find('{', 1, true) + 1
+  while true do
+    i = text:find('[^%s,]', i)
+    if i == nil or text:sub(i, i) == '}' then break end
+    local kend = JR.string_end(text, i)
+    local key = cjson.decode(text:sub(i, kend))
+    i = text:find('[^%s:]', kend + 1)
+    local vend = JR.value_end(text, i)
+    keys[#keys + 1] = key
+    vals[key] = text:sub(i, vend)
+    i = vend + 1
+  end
+  return keys, vals
+end
+
 ---------------------------------------------------------------------------------------
 -- 2. Call context, argument checks, replies
 ---------------------------------------------------------------------------------------
@@ -213,6 +291,16 @@ local function arg_int(args, name, required)
   return n
 end
 
+local function arg_bool(args, name, required)
+  local v = args[name]
+  if v == nil then
+    if required then fail('bad_request', name .. ': required') end
+    return nil
+  end
+  if type(v) ~= 'boolean' then fail('bad_request', name .. ': must be a boolean') end
+  return v
+end
+
 -- A list of strings, duplicates dropped (first one kept). Absent = empty.
 local function arg_ids(args, name, required)
   local v = args[name]
@@ -236,6 +324,15 @@ end
 local function emit(channel, ev, data)
   EVENTS[#EVENTS + 1] = channel
   EVENTS[#EVENTS + 1] = json(obj('ev', ev, 'data', data))
+end
+
+-- Queues an event on a room channel that the sessions of the clients in `skip` must not
+-- get: the frame goes out as "!skip <id>,<id>\n<frame>" (see the header: Events).
+local function emit_skip(channel, skip, ev, data)
+  emit(channel, ev, data)
+  if #skip > 0 then
+    EVENTS[#EVENTS] = '!skip ' .. table.concat(skip, ',') .. '\n' .. EVENTS[#EVENTS]
+  end
 end
 
 -- Wraps a handler(args) -> data into a Redis Function callback speaking the reply format.
@@ -272,10 +369,12 @@ function K.members(rid) return P .. 'r:{' .. rid .. '}:m' end     -- id -> role|
 function K.reads(rid) return P .. 'r:{' .. rid .. '}:read' end     -- id -> read seq
 function K.log(rid) return P .. 'r:{' .. rid .. '}:log' end        -- stream, id <seq>-1
 function K.cids(rid) return P .. 'r:{' .. rid .. '}:cid' end       -- sender|cid -> seq|ts
+function K.edits(rid) return P .. 'r:{' .. rid .. '}:edit' end     -- seq -> current message
 function K.user(id) return P .. 'u:{' .. id .. '}' end
 function K.user_rooms(id) return P .. 'u:{' .. id .. '}:rooms' end -- zset rid, joined_at
 function K.token(hash) return P .. 'tok:' .. hash end
-function K.online(id) return P .. 'online:{' .. id .. '}' end
+function K.online(id) return P .. 'online:{' .. id .. '}' end   -- gw -> count, last_seen
+function K.gw_clients(gw) return P .. 'gwc:' .. gw end            -- set of clients gw counts
 function K.direct(a, b) -- the pair in byte order, so both sides find the same key
   if bytes_less(b, a) then a, b = b, a end
   return P .. 'direct:{' .. a .. '|' .. b .. '}'
@@ -284,6 +383,7 @@ end
 local CH = {}
 function CH.room(rid) return P .. 'ch:r:{' .. rid .. '}' end
 function CH.user(id) return P .. 'ch:u:{' .. id .. '}' end
+function CH.presence(id) return P .. 'ch:p:{' .. id .. '}' end
 
 -- HGETALL as a Lua table, or nil when the key does not exist.
 local function load_hash(key)
@@ -295,8 +395,17 @@ local function load_hash(key)
 end
 
 ---------------------------------------------------------------------------------------
--- 4. Clients (profiles)
+-- 4. Clients (profiles), presence
 ---------------------------------------------------------------------------------------
+
+-- The profile, or nil when there is none or the client was deleted (header: Deleted
+-- clients). Every reader of profiles goes through here; only the revocation check of
+-- imkit_auth reads the raw hash.
+local function load_profile(id)
+  local prof = load_hash(K.user(id))
+  if prof == nil or prof.deleted then return nil end
+  return prof
+end
 
 -- client: {"id","name","avatar","meta"}; a missing profile reads as a fresh one.
 local function client_obj(id, prof)
@@ -307,11 +416,13 @@ end
 
 -- Creates the profile when missing (name = given name, else the id: PROTOCOL.md
 -- "Ids that never connected may be named as members"). Returns the profile and
--- whether it was created.
+-- whether it was created. A deleted client's hash is reused: its revocation mark stays.
 local function ensure_profile(id, name)
   local prof = load_hash(K.user(id))
-  if prof then return prof, false end
-  prof = { name = name or id, created_at = fmt_int(now_ms()) }
+  if prof and not prof.deleted then return prof, false end
+  if prof then redis.call('HDEL', K.user(id), 'deleted') end
+  prof = { name = name or id, created_at = fmt_int(now_ms()),
+    tokens_valid_after = prof and prof.tokens_valid_after }
   redis.call('HSET', K.user(id), 'name', prof.name, 'created_at', prof.created_at)
   return prof, true
 end
@@ -324,6 +435,27 @@ local function presence_of(id)
     if field ~= 'last_seen' and (tonumber(count) or 0) > 0 then online = true end
   end
   return online, tonumber(h.last_seen)
+end
+
+-- Queues a presence change on the client's presence channel.
+local function emit_presence(id, online, last_seen)
+  emit(CH.presence(id), 'presence', obj('client', id, 'online', online,
+    'last_seen', last_seen or NULL))
+end
+
+-- After a change to the client's online hash (was_online = presence before it): when the
+-- client went offline, last_seen = now; when it went on- or offline, a presence event.
+-- Returns whether the client is online.
+local function presence_settle(id, was_online)
+  local online, last_seen = presence_of(id)
+  if online ~= was_online then
+    if not online then
+      last_seen = now_ms()
+      redis.call('HSET', K.online(id), 'last_seen', fmt_int(last_seen))
+    end
+    emit_presence(id, online, last_seen)
+  end
+  return online
 end
 
 ---------------------------------------------------------------------------------------
@@ -426,7 +558,7 @@ local function room_summary(rid, h, id, mark)
   put(s, 'unread', unread_of(h, mark or read_mark(rid, id)))
   if h.type == 'direct' then
     local peer = direct_peer(rid, id)
-    put(s, 'peer', peer and client_obj(peer, load_hash(K.user(peer))) or NULL)
+    put(s, 'peer', peer and client_obj(peer, load_profile(peer)) or NULL)
   end
   return s
 end
@@ -439,11 +571,62 @@ local function add_member(rid, id, role, joined_at, last_seq)
   redis.call('ZADD', K.user_rooms(id), fmt_int(joined_at), rid)
 end
 
+-- Drops the key of a direct pair when it still names this room: once one of the pair has
+-- left, opening a direct room for the pair again makes a new one.
+local function forget_direct(rid, a, b)
+  local key = K.direct(a, b)
+  if redis.call('GET', key) == rid then redis.call('DEL', key) end
+end
+
+-- Deletes a room: all its keys, the room index entries of `ids` (its remaining members)
+-- and the key of its direct pair.
+local function delete_room(rid, h, ids)
+  if h.type == 'direct' and #ids == 2 then forget_direct(rid, ids[1], ids[2]) end
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', K.user_rooms(id), rid)
+  end
+  redis.call('DEL', K.room(rid), K.members(rid), K.reads(rid), K.log(rid), K.cids(rid),
+    K.edits(rid))
+end
+
+-- Takes client id out of room rid (h: the loaded room hash, kept up to date). Events, in
+-- order: room.left to the client; member.left to the room; when the owner left, the
+-- longest-standing member (smallest joined_at, ties by id bytes) becomes owner and
+-- room.updated goes to the room. A room nobody is left in is deleted (no member.left:
+-- nobody would get it). Returns true when the room was deleted.
+local function leave_room(rid, h, id)
+  redis.call('HDEL', K.members(rid), id)
+  redis.call('HDEL', K.reads(rid), id)
+  redis.call('ZREM', K.user_rooms(id), rid)
+  emit(CH.user(id), 'room.left', obj('room', rid))
+  local rest = member_list(rid)
+  h.members_count = fmt_int(#rest)
+  if #rest == 0 then
+    delete_room(rid, h, {})
+    return true
+  end
+  redis.call('HSET', K.room(rid), 'members_count', h.members_count)
+  if h.type == 'direct' then forget_direct(rid, id, rest[1].id) end
+  emit(CH.room(rid), 'member.left', obj('room', rid, 'member', id))
+  if h.owner == id then
+    local heir = rest[1]
+    h.owner, h.updated_at = heir.id, fmt_int(math.max(now_ms(), num(h.updated_at)))
+    redis.call('HSET', K.members(rid), heir.id, 'owner|' .. fmt_int(heir.joined_at))
+    redis.call('HSET', K.room(rid), 'owner', h.owner, 'updated_at', h.updated_at)
+    emit(CH.room(rid), 'room.updated', room_obj(rid, h))
+  end
+  return false
+end
+
 ---------------------------------------------------------------------------------------
 -- 6. Messages
 ---------------------------------------------------------------------------------------
 
--- message: {"room","seq","ts","from","type","text"?,"payload"?,"cid","reply_to"?,"mentions"?}
+-- message: {"room","seq","ts","from","type","text"?,"payload"?,"cid","reply_to"?,"mentions"?,
+--   "edited_at"?,"reactions"?} (the last two only in a current version: header, Message versions)
+local MSG_FIELDS = { 'room', 'seq', 'ts', 'from', 'type', 'text', 'payload', 'cid', 'reply_to',
+  'mentions', 'edited_at', 'reactions' }
+
 local function message_obj(m)
   return obj('room', m.room, 'seq', m.seq, 'ts', m.ts, 'from', m.from, 'type', m.type,
     'text', m.text, 'payload', m.payload and raw(m.payload), 'cid', m.cid,
@@ -459,16 +642,77 @@ local function stream_id(seq)
   return fmt_int(seq) .. '-1'
 end
 
--- XRANGE/XREVRANGE entries -> list of the stored message texts (field m).
-local function entry_texts(entries)
-  local out = {}
-  for _, e in ipairs(entries) do
+-- XRANGE/XREVRANGE entries (ids <seq>-1, field m) -> the current text of each message, in
+-- the entries' order: the log's text unless K.edits holds a newer version (one HMGET).
+local function page_texts(rid, entries)
+  local seqs, texts = {}, {}
+  for i, e in ipairs(entries) do
+    seqs[i] = e[1]:match('^(%d+)')
     local fields = e[2]
-    for i = 1, #fields, 2 do
-      if fields[i] == 'm' then out[#out + 1] = fields[i + 1] end
+    for k = 1, #fields, 2 do
+      if fields[k] == 'm' then texts[i] = fields[k + 1] end
     end
   end
-  return out
+  if #seqs > 0 then
+    local current = redis.call('HMGET', K.edits(rid), unpack(seqs))
+    for i = 1, #seqs do
+      if current[i] then texts[i] = current[i] end
+    end
+  end
+  return texts
+end
+
+-- The members of message seq's current version (json_members values: raw JSON text), or
+-- not_found.
+local function must_message(rid, seq)
+  local text
+  if seq >= 1 then
+    local id = stream_id(seq)
+    text = page_texts(rid, redis.call('XRANGE', K.log(rid), id, id))[1]
+  end
+  if not text then
+    fail('not_found', 'message ' .. fmt_int(seq) .. ' not found in room ' .. rid)
+  end
+  local _, m = json_members(text)
+  return m
+end
+
+-- Members (raw JSON values) -> message object, fields in the contract's order.
+local function message_from_members(m)
+  local o = obj()
+  for _, k in ipairs(MSG_FIELDS) do
+    if m[k] ~= nil then put(o, k, raw(m[k])) end
+  end
+  return o
+end
+
+-- Stores a message's new current version (and the room's last_msg when it is the last).
+local function set_current(rid, h, seq, text)
+  redis.call('HSET', K.edits(rid), fmt_int(seq), text)
+  if seq == num(h.last_seq) then redis.call('HSET', K.room(rid), 'last_msg', text) end
+end
+
+local function is_recalled(m)
+  return cjson.decode(m.type) == 'recalled'
+end
+
+-- reactions {"<emoji>":[ids in the order they reacted]}, raw text (or nil) -> the emoji in
+-- order and emoji -> list of ids.
+local function parse_reactions(text)
+  if not text then return {}, {} end
+  local emojis, vals = json_members(text)
+  local who = {}
+  for _, e in ipairs(emojis) do who[e] = cjson.decode(vals[e]) end
+  return emojis, who
+end
+
+-- The reactions object; an emoji nobody is left on is left out.
+local function reactions_obj(emojis, who)
+  local o = obj()
+  for _, e in ipairs(emojis) do
+    if #who[e] > 0 then put(o, e, arr(who[e])) end
+  end
+  return o
 end
 
 ---------------------------------------------------------------------------------------
@@ -507,10 +751,12 @@ local function fn_auth(args)
   local name, avatar = arg_str(args, 'name'), arg_str(args, 'avatar')
 
   -- Revocation: tokens issued at or before the revocation second are refused; a token
-  -- without iat is refused once any revocation happened.
+  -- without iat is refused once any revocation happened. Deleting a client revokes its
+  -- tokens (its hash keeps the mark), so a token from before the deletion is refused and
+  -- one issued after it recreates the client.
   local prof = load_hash(K.user(id))
   local valid_after = prof and tonumber(prof.tokens_valid_after)
-  if valid_after and (iat == nil or iat <= valid_after) then
+  if (valid_after or (prof and prof.deleted)) and (iat == nil or iat <= (valid_after or 0)) then
     fail('unauthenticated', 'token revoked')
   end
 
@@ -521,11 +767,8 @@ end
 
 local CLEARABLE = { name = true, avatar = true, meta = true }
 
--- imkit_client_put: args id, name?, avatar?, meta?, clear?  ->  client
-local function fn_client_put(args)
-  local id = arg_str(args, 'id') or (FROM ~= '' and FROM or nil)
-  if not id then fail('bad_request', 'id: required') end
-  if FROM ~= '' and id ~= FROM then fail('forbidden', 'a client can only update itself') end
+-- Sets and clears profile fields (name?, avatar?, meta?, clear?); creates the profile.
+local function put_client(id, args)
   local fields = { name = arg_str(args, 'name'), avatar = arg_str(args, 'avatar'),
     meta = arg_str(args, 'meta') }
   local clear = arg_ids(args, 'clear')
@@ -546,6 +789,24 @@ local function fn_client_put(args)
   return client_obj(id, prof)
 end
 
+-- imkit_client_put: args id, name?, avatar?, meta?, clear?  ->  client
+local function fn_client_put(args)
+  local id = arg_str(args, 'id') or (FROM ~= '' and FROM or nil)
+  if not id then fail('bad_request', 'id: required') end
+  if FROM ~= '' and id ~= FROM then fail('forbidden', 'a client can only update itself') end
+  return put_client(id, args)
+end
+
+-- imkit_me_update: from = the client; args name?, avatar?, meta?, clear?  ->  client
+local function fn_me_update(args)
+  if FROM == '' then fail('bad_request', 'from: me.update acts for a client') end
+  -- a session of a deleted client, not yet closed, must not bring its profile back
+  if redis.call('HEXISTS', K.user(FROM), 'deleted') == 1 then
+    fail('unauthenticated', 'client ' .. FROM .. ' was deleted')
+  end
+  return put_client(FROM, args)
+end
+
 -- imkit_token_create: args id, hash, ttl (s), iat (s)  ->  {"expires_at"}
 local function fn_token_create(args)
   local id = arg_str(args, 'id', true)
@@ -564,14 +825,99 @@ end
 local function fn_client_get(args)
   local clients = arr()
   for _, id in ipairs(arg_ids(args, 'ids', true)) do
-    local prof = load_hash(K.user(id))
-    if prof then -- unknown ids are left out
+    local prof = load_profile(id)
+    if prof then -- unknown (and deleted) ids are left out
       local online, last_seen = presence_of(id)
       clients[#clients + 1] = put(put(client_obj(id, prof), 'online', online),
         'last_seen', last_seen or NULL)
     end
   end
   return obj('clients', clients)
+end
+
+-- Revokes every token of client id issued up to this second (kept if already later).
+local function revoke_tokens(id)
+  local mark = math.max(math.floor(now_ms() / 1000),
+    num(redis.call('HGET', K.user(id), 'tokens_valid_after')))
+  redis.call('HSET', K.user(id), 'tokens_valid_after', fmt_int(mark))
+  return mark
+end
+
+-- The control event that makes gateways close the client's connections with 4403 (they
+-- never forward it).
+local function emit_revoked(id)
+  emit(CH.user(id), 'session.revoked', obj('code', 4403))
+end
+
+-- imkit_tokens_revoke (admin): args id  ->  {}
+local function fn_tokens_revoke(args)
+  if FROM ~= '' then fail('forbidden', 'only the admin API may revoke tokens') end
+  local id = arg_str(args, 'id', true)
+  if not load_profile(id) then fail('not_found', 'client ' .. id .. ' not found') end
+  revoke_tokens(id)
+  emit_revoked(id)
+  return obj()
+end
+
+-- imkit_client_delete (admin): args id  ->  {}. Revokes its tokens, leaves every room as
+-- imkit_room_leave does (direct rooms too), deletes the profile but for the revocation
+-- mark (header: Deleted clients), then session.revoked. Its messages stay.
+local function fn_client_delete(args)
+  if FROM ~= '' then fail('forbidden', 'only the admin API may delete a client') end
+  local id = arg_str(args, 'id', true)
+  if not load_profile(id) then fail('not_found', 'client ' .. id .. ' not found') end
+  for _, rid in ipairs(redis.call('ZRANGE', K.user_rooms(id), 0, -1)) do
+    local h = load_room(rid)
+    if h and member_entry(rid, id) then leave_room(rid, h, id) end
+  end
+  local mark = revoke_tokens(id)
+  redis.call('DEL', K.user(id), K.user_rooms(id))
+  redis.call('HSET', K.user(id), 'deleted', '1', 'tokens_valid_after', fmt_int(mark))
+  emit_revoked(id)
+  return obj()
+end
+
+-- imkit_presence_set (gateways, FCALL): args client, gw, delta  ->  {"online"}
+-- Adds delta to gateway gw's count of the client's sessions; presence event on a change.
+local function fn_presence_set(args)
+  local id = arg_str(args, 'client', true)
+  local gw = arg_str(args, 'gw', true)
+  local delta = arg_int(args, 'delta', true)
+  local was_online = presence_of(id)
+  local n = redis.call('HINCRBY', K.online(id), gw, fmt_int(delta))
+  if n > 0 then
+    redis.call('SADD', K.gw_clients(gw), id)
+  else -- at 0 (or below: a decrement after imkit_gateway_gone cleaned up) the field goes
+    redis.call('HDEL', K.online(id), gw)
+    redis.call('SREM', K.gw_clients(gw), id)
+  end
+  return obj('online', presence_settle(id, was_online))
+end
+
+-- imkit_presence_get: args ids  ->  {"clients":[{"id","online","last_seen"}]}, every id given
+local function fn_presence_get(args)
+  local clients = arr()
+  for _, id in ipairs(arg_ids(args, 'ids', true)) do
+    local online, last_seen = presence_of(id)
+    clients[#clients + 1] = obj('id', id, 'online', online, 'last_seen', last_seen or NULL)
+  end
+  return obj('clients', clients)
+end
+
+-- imkit_gateway_gone: args gw  ->  {"cleaned":n}. Drops a dead gateway's counts from
+-- every client it counted (gwc:<gw>); clients left with no session go offline.
+local function fn_gateway_gone(args)
+  local gw = arg_str(args, 'gw', true)
+  local ids = redis.call('SMEMBERS', K.gw_clients(gw))
+  table.sort(ids, bytes_less) -- SMEMBERS order is arbitrary; events go out in id order
+  local cleaned = 0
+  for _, id in ipairs(ids) do
+    local was_online = presence_of(id)
+    cleaned = cleaned + redis.call('HDEL', K.online(id), gw)
+    presence_settle(id, was_online)
+  end
+  redis.call('DEL', K.gw_clients(gw))
+  return obj('cleaned', cleaned)
 end
 
 ---------------------------------------------------------------------------------------
@@ -681,6 +1027,125 @@ local function fn_room_get(args)
     members[#members + 1] = obj('id', m.id, 'role', m.role, 'joined_at', m.joined_at)
   end
   return put(room_obj(rid, h), 'members', members)
+end
+
+local ROOM_FIELDS = { 'name', 'cover', 'meta' }
+local ROOM_CLEARABLE = { name = true, cover = true, meta = true }
+
+-- imkit_room_update: args room, name?, cover?, meta?, clear?  ->  room
+-- Group: the owner only; direct: either member. Event room.updated.
+local function fn_room_update(args)
+  local rid = arg_str(args, 'room', true)
+  local fields = { name = arg_str(args, 'name'), cover = arg_str(args, 'cover'),
+    meta = arg_str(args, 'meta') }
+  local clear = arg_ids(args, 'clear')
+  for _, f in ipairs(clear) do
+    if not ROOM_CLEARABLE[f] then fail('bad_request', 'clear: unknown field ' .. f) end
+  end
+  local h = must_access(rid)
+  if h.type == 'group' and FROM ~= '' and h.owner ~= FROM then
+    fail('forbidden', 'only the owner may update room ' .. rid)
+  end
+
+  h.updated_at = fmt_int(math.max(now_ms(), num(h.updated_at)))
+  local set = { 'updated_at', h.updated_at }
+  for _, f in ipairs(ROOM_FIELDS) do
+    if fields[f] then
+      set[#set + 1] = f
+      set[#set + 1] = fields[f]
+      h[f] = fields[f]
+    end
+  end
+  redis.call('HSET', K.room(rid), unpack(set))
+  for _, f in ipairs(clear) do
+    redis.call('HDEL', K.room(rid), f)
+    h[f] = nil
+  end
+  local room = room_obj(rid, h)
+  emit(CH.room(rid), 'room.updated', room)
+  return room
+end
+
+local function must_group(rid, h)
+  if h.type ~= 'group' then fail('bad_request', "room: a direct room's members cannot change") end
+end
+
+-- imkit_members_add: args room, members, max_members?  ->  room
+-- Any member (or the admin) adds; already-members are ignored (a retry adds nothing and
+-- sends nothing). Events: room.joined to each new member, then member.joined to the room,
+-- skipping the new members' sessions.
+local function fn_members_add(args)
+  local rid = arg_str(args, 'room', true)
+  local ids = arg_ids(args, 'members', true)
+  local max = arg_int(args, 'max_members') or MAX_GROUP_MEMBERS
+  local h = must_access(rid)
+  must_group(rid, h)
+  local new = {}
+  for _, id in ipairs(ids) do
+    if not member_entry(rid, id) then new[#new + 1] = id end
+  end
+  if #new == 0 then return room_obj(rid, h) end
+  local count = redis.call('HLEN', K.members(rid)) + #new
+  if count > max then
+    fail('too_large', 'members: a group room holds at most ' .. fmt_int(max) .. ' members')
+  end
+
+  local now, last_seq = now_ms(), num(h.last_seq)
+  for _, id in ipairs(new) do
+    ensure_profile(id)
+    add_member(rid, id, 'member', now, last_seq) -- everything before joining counts as read
+  end
+  h.members_count = fmt_int(count)
+  redis.call('HSET', K.room(rid), 'members_count', h.members_count)
+  for _, id in ipairs(new) do
+    emit(CH.user(id), 'room.joined', room_summary(rid, h, id, last_seq))
+  end
+  emit_skip(CH.room(rid), new, 'member.joined', obj('room', rid, 'members', arr(new)))
+  return room_obj(rid, h)
+end
+
+-- imkit_members_remove: args room, members  ->  room
+-- The owner (or the admin) removes; non-members are ignored. The owner cannot remove
+-- itself (room.leave); the admin may remove the owner, who is then replaced as on leave.
+local function fn_members_remove(args)
+  local rid = arg_str(args, 'room', true)
+  local ids = arg_ids(args, 'members', true)
+  local h = must_access(rid)
+  must_group(rid, h)
+  if FROM ~= '' and h.owner ~= FROM then
+    fail('forbidden', 'only the owner may remove members of room ' .. rid)
+  end
+  for _, id in ipairs(ids) do
+    if FROM ~= '' and id == FROM then fail('bad_request', 'members: the owner leaves with room.leave') end
+  end
+  for _, id in ipairs(ids) do
+    if member_entry(rid, id) and leave_room(rid, h, id) then break end -- the room is gone
+  end
+  return room_obj(rid, h)
+end
+
+-- imkit_room_leave: args room  ->  {}  (group rooms only; see leave_room)
+local function fn_room_leave(args)
+  if FROM == '' then fail('bad_request', 'from: only a member can leave a room') end
+  local rid = arg_str(args, 'room', true)
+  local h = must_access(rid)
+  if h.type ~= 'group' then fail('bad_request', 'room: a direct room cannot be left') end
+  leave_room(rid, h, FROM)
+  return obj()
+end
+
+-- imkit_room_delete (admin): args room  ->  {}. room.left to every member.
+local function fn_room_delete(args)
+  if FROM ~= '' then fail('forbidden', 'only the admin API may delete a room') end
+  local rid = arg_str(args, 'room', true)
+  local h = must_room(rid)
+  local ids = {}
+  for _, m in ipairs(member_list(rid)) do
+    ids[#ids + 1] = m.id
+    emit(CH.user(m.id), 'room.left', obj('room', rid))
+  end
+  delete_room(rid, h, ids)
+  return obj()
 end
 
 -- The room list cursor "<last_ts>:<room id>" names the last room of a page; the next
@@ -803,7 +1268,7 @@ local function fn_msg_history(args)
     local hi = before and ('(' .. fmt_int(before) .. '-0') or '+'
     nearest_first = redis.call('XREVRANGE', K.log(rid), hi, '-', 'COUNT', limit + 1)
   end
-  local texts = entry_texts(nearest_first)
+  local texts = page_texts(rid, nearest_first)
   local n = math.min(#texts, limit)
   local messages = arr()
   for i = 1, n do
@@ -811,6 +1276,93 @@ local function fn_msg_history(args)
   end
   local has_more = #texts > limit
   return obj('messages', messages, 'has_more', has_more)
+end
+
+-- imkit_msg_edit: args room, seq, text?, payload?  ->  message (its new current version)
+-- The sender (or the admin); a text message keeps a text. Event message.edited.
+local function fn_msg_edit(args)
+  local rid = arg_str(args, 'room', true)
+  local seq = arg_int(args, 'seq', true)
+  local text, payload = arg_str(args, 'text'), arg_str(args, 'payload')
+  if not text and not payload then fail('bad_request', 'text, payload: give at least one') end
+  local h = must_access(rid)
+  local m = must_message(rid, seq)
+  if FROM ~= '' and cjson.decode(m.from) ~= FROM then
+    fail('forbidden', 'only the sender may edit message ' .. fmt_int(seq))
+  end
+  if is_recalled(m) then fail('conflict', 'message ' .. fmt_int(seq) .. ' was recalled') end
+  if NEEDS_TEXT[cjson.decode(m.type)] and not text then
+    fail('bad_request', 'text: required (a text message keeps a text)')
+  end
+
+  if text then m.text = json_string(text) end
+  if payload then m.payload = payload end
+  m.edited_at = fmt_int(now_ms())
+  local current = json(message_from_members(m))
+  set_current(rid, h, seq, current)
+  emit(CH.room(rid), 'message.edited', raw(current))
+  return raw(current)
+end
+
+-- imkit_msg_recall: args room, seq  ->  {}
+-- The sender or the room's owner (or the admin). The message keeps room, seq, ts, from and
+-- cid, becomes type "recalled" with text and payload null; the rest goes (reply_to,
+-- mentions, edited_at, reactions). Recalling again is a success with no event.
+local function fn_msg_recall(args)
+  local rid = arg_str(args, 'room', true)
+  local seq = arg_int(args, 'seq', true)
+  local h = must_access(rid)
+  local m = must_message(rid, seq)
+  if FROM ~= '' and cjson.decode(m.from) ~= FROM and h.owner ~= FROM then
+    fail('forbidden', 'only the sender or the owner may recall message ' .. fmt_int(seq))
+  end
+  if is_recalled(m) then return obj() end
+
+  local current = json(obj('room', raw(m.room), 'seq', raw(m.seq), 'ts', raw(m.ts),
+    'from', raw(m.from), 'type', 'recalled', 'text', NULL, 'payload', NULL, 'cid', raw(m.cid)))
+  set_current(rid, h, seq, current)
+  emit(CH.room(rid), 'message.recalled', obj('room', rid, 'seq', seq))
+  return obj()
+end
+
+-- imkit_msg_react: args room, seq, emoji, on  ->  {"room","seq","reactions"}
+-- Any member; ids listed in the order they reacted, an emoji appended when first used.
+-- Event message.reacted only when something changed.
+local function fn_msg_react(args)
+  if FROM == '' then fail('bad_request', 'from: a reaction belongs to a client') end
+  local rid = arg_str(args, 'room', true)
+  local seq = arg_int(args, 'seq', true)
+  local emoji = arg_str(args, 'emoji', true)
+  local on = arg_bool(args, 'on', true)
+  local h = must_access(rid)
+  local m = must_message(rid, seq)
+  if is_recalled(m) then fail('conflict', 'message ' .. fmt_int(seq) .. ' was recalled') end
+
+  local emojis, who = parse_reactions(m.reactions)
+  local list, at = who[emoji], nil
+  for i, id in ipairs(list or {}) do
+    if id == FROM then at = i end
+  end
+  local changed = false
+  if on and not at then
+    if not list then
+      list = {}
+      who[emoji] = list
+      emojis[#emojis + 1] = emoji
+    end
+    list[#list + 1] = FROM
+    changed = true
+  elseif not on and at then
+    table.remove(list, at)
+    changed = true
+  end
+  local reactions = reactions_obj(emojis, who)
+  if changed then
+    m.reactions = #reactions[ORDER] > 0 and json(reactions) or nil
+    set_current(rid, h, seq, json(message_from_members(m)))
+    emit(CH.room(rid), 'message.reacted', obj('room', rid, 'seq', seq, 'reactions', reactions))
+  end
+  return obj('room', rid, 'seq', seq, 'reactions', reactions)
 end
 
 ---------------------------------------------------------------------------------------
@@ -835,6 +1387,58 @@ local function fn_room_read(args)
 end
 
 ---------------------------------------------------------------------------------------
+-- 7e. Functions: sync
+---------------------------------------------------------------------------------------
+
+local SYNC_PAGE = 100
+
+-- imkit_sync: args known? {"<room id>": last seq held}
+--   ->  {"rooms":[summary…],"left":[ids],"messages":{"<rid>":[…]},"has_more":{"<rid>":bool}}
+-- rooms: every room the client is in, in room.list order; left: the rooms of known it is
+-- not in (byte order); messages/has_more: for the rooms of known with newer messages, up
+-- to 100 after the held seq, oldest first.
+local function fn_sync(args)
+  if FROM == '' then fail('bad_request', 'from: sync is for a client') end
+  local known = args.known or {}
+  if type(known) ~= 'table' then fail('bad_request', 'known: must be a map') end
+  for rid, seq in pairs(known) do
+    if type(rid) ~= 'string' or type(seq) ~= 'number' then
+      fail('bad_request', 'known: must map room ids to seqs')
+    end
+  end
+
+  local rows = {}
+  for _, rid in ipairs(redis.call('ZRANGE', K.user_rooms(FROM), 0, -1)) do
+    local h = load_room(rid)
+    if h then rows[#rows + 1] = { rid = rid, ts = num(h.last_ts), h = h } end
+  end
+  table.sort(rows, list_before)
+
+  local rooms, messages, has_more, present = arr(), obj(), obj(), {}
+  for _, row in ipairs(rows) do
+    local rid, h = row.rid, row.h
+    present[rid] = true
+    rooms[#rooms + 1] = room_summary(rid, h, FROM)
+    local held = known[rid]
+    if held and num(h.last_seq) > held then
+      local entries = redis.call('XRANGE', K.log(rid), '(' .. stream_id(math.max(held, 0)), '+',
+        'COUNT', SYNC_PAGE + 1)
+      local texts = page_texts(rid, entries)
+      local page = arr()
+      for i = 1, math.min(#texts, SYNC_PAGE) do page[i] = raw(texts[i]) end
+      put(messages, rid, page)
+      put(has_more, rid, #texts > SYNC_PAGE)
+    end
+  end
+  local left = arr()
+  for rid in pairs(known) do
+    if not present[rid] then left[#left + 1] = rid end
+  end
+  table.sort(left, bytes_less)
+  return obj('rooms', rooms, 'left', left, 'messages', messages, 'has_more', has_more)
+end
+
+---------------------------------------------------------------------------------------
 -- 8. Registration
 ---------------------------------------------------------------------------------------
 
@@ -851,6 +1455,21 @@ local FUNCTIONS = {
   { 'imkit_room_read', fn_room_read, WRITE },
   { 'imkit_msg_send', fn_msg_send, WRITE },
   { 'imkit_msg_history', fn_msg_history, QUERY },
+  { 'imkit_me_update', fn_me_update, WRITE },
+  { 'imkit_room_update', fn_room_update, WRITE },
+  { 'imkit_members_add', fn_members_add, WRITE },
+  { 'imkit_members_remove', fn_members_remove, WRITE },
+  { 'imkit_room_leave', fn_room_leave, WRITE },
+  { 'imkit_room_delete', fn_room_delete, WRITE },
+  { 'imkit_msg_edit', fn_msg_edit, WRITE },
+  { 'imkit_msg_recall', fn_msg_recall, WRITE },
+  { 'imkit_msg_react', fn_msg_react, WRITE },
+  { 'imkit_sync', fn_sync, QUERY },
+  { 'imkit_client_delete', fn_client_delete, WRITE },
+  { 'imkit_tokens_revoke', fn_tokens_revoke, WRITE },
+  { 'imkit_presence_set', fn_presence_set, WRITE },
+  { 'imkit_presence_get', fn_presence_get, QUERY },
+  { 'imkit_gateway_gone', fn_gateway_gone, WRITE },
 }
 
 for i = 1, #FUNCTIONS do -- a plain loop: ipairs is not reachable at load time

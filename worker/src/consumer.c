@@ -395,8 +395,8 @@ static int remove_dead_consumers(imk_consumer_t *c, const char *stream)
         if (name != NULL && strcmp(name, c->name) != 0 && pending == 0 &&
             idle > c->cfg->worker_dead_consumer_ms) {
             IMK_INFO("consumer_removed", "stream=%s consumer=%s idle_ms=%lld", stream, name, idle);
-            freeReplyObject(redisCommand(c->redis, "XGROUP DELCONSUMER %s " GROUP " %s", stream,
-                                         name));
+            freeReplyObject(
+                redisCommand(c->redis, "XGROUP DELCONSUMER %s " GROUP " %s", stream, name));
         }
     }
     freeReplyObject(r);

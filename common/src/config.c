@@ -68,6 +68,15 @@ static const struct key_spec keys[] = {
         "deliveries of a failing job before it goes to the dead-letter stream"),
     INT("worker.dead_consumer_ms", worker_dead_consumer_ms, 1000, INT_MAX, "3600000",
         "consumers idle this long with nothing pending are removed from the group"),
+    STR("webhook.url", webhook_url, "", "where workers POST signed events (empty: none)"),
+    STR("webhook.secret", webhook_secret, "",
+        "HMAC-SHA256 secret(s), comma-separated: each signs every event"),
+    INT("webhook.timeout_ms", webhook_timeout_ms, 100, 60000, "5000",
+        "a webhook POST unanswered this long is retried"),
+    INT("webhook.retry_for_s", webhook_retry_for_s, 3600, 31536000, "86400",
+        "how long an event is retried before it is given up"),
+    INT("events.retention_s", events_retention_s, 0, 31536000, "604800",
+        "how long events are kept for GET /v1/events (0: no event feed)"),
     INT("limits.ws_message", limits_ws_message, 1024, 16777216, "65536",
         "largest WebSocket message after defragmentation (close 1009)"),
     INT("limits.text", limits_text, 1, 1048576, "16384", "bytes of a message's text"),
@@ -315,6 +324,11 @@ static int validate(const imk_config_t *cfg, char *err, size_t errlen)
     }
     if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
         snprintf(err, errlen, "tls.cert and tls.key: give both or neither");
+        return IMK_EINVAL;
+    }
+    if (cfg->webhook_url[0] != '\0' &&
+        (cfg->events_retention_s == 0 || cfg->webhook_secret[0] == '\0')) {
+        snprintf(err, errlen, "webhook.url needs webhook.secret and events.retention_s > 0");
         return IMK_EINVAL;
     }
     if (cfg->redis_prefix[0] == '\0' || strlen(cfg->redis_prefix) > 64) {

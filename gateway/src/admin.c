@@ -429,6 +429,15 @@ static void on_request(struct evhttp_request *req, void *arg)
         }
     } else if (n >= 2 && seg_is(segs, n, 1, "rooms")) {
         handle_rooms(a, req, segs, n, method, body);
+    } else if (n == 2 && seg_is(segs, n, 1, "events")) {
+        if (method == EVHTTP_REQ_GET) {
+            json_t *data = json_object();
+            query_into(req, data);
+            run(a, req, "admin.events.get", data, SHAPE_PLAIN, NULL);
+            json_decref(data);
+        } else {
+            reply_method_not_allowed(req);
+        }
     } else {
         reply_error(req, "not_found", "no such endpoint");
     }

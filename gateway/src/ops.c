@@ -711,6 +711,44 @@ static int build_client_id(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out
     return args_finish(&a, out, err);
 }
 
+/* Admin: GET /v1/events?after=&limit=: after is an event id ("<ms>-<n>"), exclusive. */
+static int build_events_get(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                            imk_op_route_t *route, imk_op_error_t *err)
+{
+    (void)ctx;
+    (void)route;
+    const char *after;
+    size_t after_len;
+    bool present;
+    int64_t limit = 100;
+    json_t *after_v = field(data, "after");
+    char after_text[48] = "0-0";
+    if (json_is_integer(after_v)) { /* a bare millisecond time from the query string */
+        snprintf(after_text, sizeof(after_text), "%lld-0", (long long)json_integer_value(after_v));
+    } else {
+        if (read_string(data, "after", 41, false, &after, &after_len, err) != 0) {
+            return -1;
+        }
+        unsigned long long ms, n;
+        char tail;
+        if (after != NULL && sscanf(after, "%llu-%llu%c", &ms, &n, &tail) != 2) {
+            return imk_op_fail(err, "bad_request", "after: an event id such as 1764115200000-0");
+        }
+        if (after != NULL) {
+            snprintf(after_text, sizeof(after_text), "%s", after);
+        }
+    }
+    if (read_int(data, "limit", 1, INT64_MAX, false, &present, &limit, err) != 0) {
+        return -1;
+    }
+    limit = !present ? 100 : limit > 1000 ? 1000 : limit;
+    struct args a;
+    args_init(&a);
+    args_str(&a, "after", after_text, strlen(after_text));
+    args_int(&a, "limit", limit);
+    return args_finish(&a, out, err);
+}
+
 /* presence.watch's query: ids to report on. */
 static int build_presence_get(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
                               imk_op_route_t *route, imk_op_error_t *err)
@@ -741,6 +779,7 @@ static const imk_op_t ops[] = {
     {"admin.tokens.revoke", "imkit_tokens_revoke", false, build_client_id},
     {"admin.token.create", "imkit_token_create", false, build_token_create},
     {"admin.room.delete", "imkit_room_delete", false, build_room_only},
+    {"admin.events.get", "imkit_events_get", true, build_events_get},
 };
 
 const imk_op_t *imk_op_find(const char *name)

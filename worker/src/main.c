@@ -1,6 +1,7 @@
 /* imkit-worker: loads the configuration, then runs the job consumer until SIGTERM or
  * SIGINT. */
 #include "consumer.h"
+#include "webhook.h"
 #include "imkit/config.h"
 #include "imkit/log.h"
 
@@ -50,8 +51,17 @@ int main(int argc, char **argv)
         imk_config_deinit(&cfg);
         return 2;
     }
+    imk_webhook_t *webhook = imk_webhook_create(&cfg, name);
+    if (webhook == NULL || imk_webhook_start(webhook, &stop_requested) != 0) {
+        fprintf(stderr, "imkit-worker: cannot start the webhook deliverer\n");
+        imk_webhook_destroy(webhook);
+        imk_consumer_destroy(consumer);
+        imk_config_deinit(&cfg);
+        return 1;
+    }
     IMK_INFO("start", "consumer=%s redis=%s", name, cfg.redis_url);
     imk_consumer_run(consumer, &stop_requested);
+    imk_webhook_destroy(webhook);
     imk_consumer_destroy(consumer);
     imk_config_deinit(&cfg);
     return 0;

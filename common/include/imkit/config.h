@@ -34,6 +34,12 @@ typedef struct imk_config {
     int worker_max_attempts;
     int worker_dead_consumer_ms;
 
+    char *webhook_url;
+    char *webhook_secret;
+    int webhook_timeout_ms;
+    int webhook_retry_for_s;
+    int events_retention_s;
+
     int limits_ws_message;
     int limits_text;
     int limits_payload;

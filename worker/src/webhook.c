@@ -1,0 +1,294 @@
+/* Outbox delivery and trimming. The cursor (imkit:webhook:cursor) is the id of the last
+ * event delivered or given up on; an event is retried until it is delivered or
+ * webhook.retry_for_s has passed since it happened, then recorded in imkit:events:dead. */
+#include "webhook.h"
+#include "http_post.h"
+#include "imkit/buf.h"
+#include "imkit/err.h"
+#include "imkit/log.h"
+#include "imkit/redis_url.h"
+
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define LEASE_MS 15000
+#define BATCH 32
+#define TRIM_EVERY_MS 60000
+#define BACKOFF_MAX_S 300
+
+struct imk_webhook {
+    const imk_config_t *cfg;
+    imk_redis_url_t url;
+    char name[128];
+    char outbox[256], dead[256], cursor[256], lease[256];
+    redisContext *redis;
+    volatile sig_atomic_t *stop;
+    pthread_t thread;
+    bool running;
+    int64_t next_trim_ms;
+};
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Sleeps up to ms, waking early when stopping. */
+static void nap(imk_webhook_t *w, int ms)
+{
+    for (int slept = 0; slept < ms && !*w->stop; slept += 100) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+imk_webhook_t *imk_webhook_create(const imk_config_t *cfg, const char *name)
+{
+    imk_webhook_t *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return NULL;
+    }
+    if (imk_redis_url_parse(cfg->redis_url, &w->url) != 0) {
+        free(w);
+        return NULL;
+    }
+    w->cfg = cfg;
+    snprintf(w->name, sizeof(w->name), "%s", name);
+    snprintf(w->outbox, sizeof(w->outbox), "%sevents", cfg->redis_prefix);
+    snprintf(w->dead, sizeof(w->dead), "%sevents:dead", cfg->redis_prefix);
+    snprintf(w->cursor, sizeof(w->cursor), "%swebhook:cursor", cfg->redis_prefix);
+    snprintf(w->lease, sizeof(w->lease), "%swebhook:lease", cfg->redis_prefix);
+    return w;
+}
+
+static bool connected(imk_webhook_t *w)
+{
+    if (w->redis != NULL && w->redis->err == 0) {
+        return true;
+    }
+    if (w->redis != NULL) {
+        redisFree(w->redis);
+    }
+    struct timeval timeout = {2, 0};
+    w->redis = redisConnectWithTimeout(w->url.host, w->url.port, timeout);
+    if (w->redis == NULL || w->redis->err) {
+        return false;
+    }
+    redisSetTimeout(w->redis, (struct timeval){10, 0});
+    if (w->url.password[0] != '\0') {
+        freeReplyObject(redisCommand(w->redis, "AUTH %s", w->url.password));
+    }
+    if (w->url.db != 0) {
+        freeReplyObject(redisCommand(w->redis, "SELECT %d", w->url.db));
+    }
+    return w->redis->err == 0;
+}
+
+/* Takes or renews the lease; true when this worker is the deliverer. */
+static bool hold_lease(imk_webhook_t *w)
+{
+    redisReply *r = redisCommand(w->redis, "SET %s %s NX PX %d", w->lease, w->name, LEASE_MS);
+    bool mine = r != NULL && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (mine) {
+        return true;
+    }
+    r = redisCommand(w->redis, "GET %s", w->lease);
+    mine = r != NULL && r->type == REDIS_REPLY_STRING && strcmp(r->str, w->name) == 0;
+    freeReplyObject(r);
+    if (mine) {
+        freeReplyObject(redisCommand(w->redis, "PEXPIRE %s %d", w->lease, LEASE_MS));
+    }
+    return mine;
+}
+
+/* Keeps events.retention_s of events, and never trims what is still to deliver. */
+static void trim_outbox(imk_webhook_t *w)
+{
+    int64_t min_ms = now_ms() - (int64_t)w->cfg->events_retention_s * 1000;
+    char min_id[64];
+    snprintf(min_id, sizeof(min_id), "%lld-0", (long long)min_ms);
+    if (w->cfg->webhook_url[0] != '\0') {
+        redisReply *r = redisCommand(w->redis, "GET %s", w->cursor);
+        long long cursor_ms = r != NULL && r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+        freeReplyObject(r);
+        if (cursor_ms < min_ms) {
+            snprintf(min_id, sizeof(min_id), "%lld-0", cursor_ms);
+        }
+    }
+    freeReplyObject(redisCommand(w->redis, "XTRIM %s MINID ~ %s", w->outbox, min_id));
+}
+
+/* "sha256=<hex>" for every configured secret, comma-separated (several during rotation). */
+static void sign(const char *secrets, const char *body, size_t len, imk_buf_t *out)
+{
+    char *copy = strdup(secrets);
+    char *save = NULL;
+    for (char *s = copy != NULL ? strtok_r(copy, ",", &save) : NULL; s != NULL;
+         s = strtok_r(NULL, ",", &save)) {
+        unsigned char mac[32];
+        unsigned int mac_len = 0;
+        HMAC(EVP_sha256(), s, (int)strlen(s), (const unsigned char *)body, len, mac, &mac_len);
+        imk_buf_append_str(out, out->len > 0 ? ", sha256=" : "sha256=");
+        for (unsigned int i = 0; i < mac_len; i++) {
+            imk_buf_printf(out, "%02x", mac[i]);
+        }
+    }
+    free(copy);
+}
+
+static const char *field_of(const redisReply *fields, const char *name)
+{
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        if (strcmp(fields->element[i]->str, name) == 0) {
+            return fields->element[i + 1]->str;
+        }
+    }
+    return NULL;
+}
+
+/* Posts one event; returns 0 when the receiver accepted it (2xx). */
+static int post_event(imk_webhook_t *w, const char *id, const redisReply *fields)
+{
+    const char *type = field_of(fields, "type");
+    const char *ts = field_of(fields, "ts");
+    const char *data = field_of(fields, "data");
+    if (type == NULL || ts == NULL || data == NULL) {
+        return IMK_EPROTO;
+    }
+    imk_buf_t body = IMK_BUF_INIT, signature = IMK_BUF_INIT, headers = IMK_BUF_INIT;
+    imk_buf_printf(&body, "{\"id\":\"%s\",\"type\":\"%s\",\"ts\":%s,\"data\":%s}", id, type, ts,
+                   data);
+    sign(w->cfg->webhook_secret, body.data, body.len, &signature);
+    imk_buf_printf(&headers, "X-IMKit-Event-Id: %s\r\nX-IMKit-Signature: %s\r\n", id,
+                   signature.data != NULL ? signature.data : "");
+    int status = imk_http_post(w->cfg->webhook_url, headers.data, body.data, body.len,
+                               w->cfg->webhook_timeout_ms);
+    IMK_DEBUG("webhook_post", "event=%s type=%s status=%d", id, type, status);
+    imk_buf_deinit(&body);
+    imk_buf_deinit(&signature);
+    imk_buf_deinit(&headers);
+    return status >= 200 && status < 300 ? 0 : status < 0 ? status : IMK_EIO;
+}
+
+static void advance(imk_webhook_t *w, const char *id)
+{
+    freeReplyObject(redisCommand(w->redis, "SET %s %s", w->cursor, id));
+}
+
+/* Delivers one event, retrying with backoff until accepted, given up, or stopping.
+ * Returns true when the cursor moved past it. */
+static bool deliver(imk_webhook_t *w, const redisReply *entry)
+{
+    const char *id = entry->element[0]->str;
+    const redisReply *fields = entry->element[1];
+    long long happened_ms = atoll(id);
+    for (int attempt = 0; !*w->stop; attempt++) {
+        int rc = post_event(w, id, fields);
+        if (rc == 0) {
+            advance(w, id);
+            return true;
+        }
+        if (rc == IMK_EPROTO ||
+            now_ms() - happened_ms > (int64_t)w->cfg->webhook_retry_for_s * 1000) {
+            IMK_ERROR("webhook_gave_up", "event=%s attempts=%d", id, attempt + 1);
+            freeReplyObject(redisCommand(w->redis, "XADD %s * event %s url %s", w->dead, id,
+                                         w->cfg->webhook_url));
+            advance(w, id);
+            return true;
+        }
+        int backoff_s = attempt < 8 ? 1 << attempt : BACKOFF_MAX_S;
+        backoff_s = backoff_s > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff_s;
+        IMK_WARN("webhook_retry", "event=%s attempt=%d in_s=%d", id, attempt + 1, backoff_s);
+        nap(w, backoff_s * 1000);
+        if (!hold_lease(w)) {
+            return false; /* another worker took over; it resumes from the cursor */
+        }
+    }
+    return false;
+}
+
+static void deliver_batch(imk_webhook_t *w)
+{
+    redisReply *cur = redisCommand(w->redis, "GET %s", w->cursor);
+    char start[80];
+    snprintf(start, sizeof(start), "(%s",
+             cur != NULL && cur->type == REDIS_REPLY_STRING ? cur->str : "0-0");
+    freeReplyObject(cur);
+    redisReply *r = redisCommand(w->redis, "XRANGE %s %s + COUNT %d", w->outbox, start, BATCH);
+    bool idle = r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0;
+    for (size_t i = 0; !idle && i < r->elements && !*w->stop; i++) {
+        if (!deliver(w, r->element[i])) {
+            break;
+        }
+    }
+    freeReplyObject(r);
+    if (idle) {
+        nap(w, 200);
+    }
+}
+
+static void *run(void *arg)
+{
+    imk_webhook_t *w = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals go to the consumer's thread */
+    while (!*w->stop) {
+        if (!connected(w)) {
+            nap(w, 1000);
+            continue;
+        }
+        if (now_ms() >= w->next_trim_ms) {
+            w->next_trim_ms = now_ms() + TRIM_EVERY_MS;
+            trim_outbox(w);
+        }
+        if (w->cfg->webhook_url[0] != '\0' && hold_lease(w)) {
+            deliver_batch(w);
+        } else {
+            nap(w, 1000);
+        }
+    }
+    return NULL;
+}
+
+int imk_webhook_start(imk_webhook_t *w, volatile sig_atomic_t *stop)
+{
+    w->stop = stop;
+    if (pthread_create(&w->thread, NULL, run, w) != 0) {
+        return IMK_EIO;
+    }
+    w->running = true;
+    return 0;
+}
+
+void imk_webhook_destroy(imk_webhook_t *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    if (w->running) {
+        pthread_join(w->thread, NULL);
+    }
+    if (w->redis != NULL) {
+        if (w->cfg->webhook_url[0] != '\0') {
+            /* Hand the lease over at once rather than after it expires. */
+            redisReply *r = redisCommand(w->redis, "GET %s", w->lease);
+            if (r != NULL && r->type == REDIS_REPLY_STRING && strcmp(r->str, w->name) == 0) {
+                freeReplyObject(redisCommand(w->redis, "DEL %s", w->lease));
+            }
+            freeReplyObject(r);
+        }
+        redisFree(w->redis);
+    }
+    free(w);
+}

@@ -3,12 +3,16 @@
 #include "imkit/err.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int reserve(imk_buf_t *b, size_t extra)
 {
+    if (extra >= SIZE_MAX / 2 - b->len) {
+        return IMK_ENOMEM; /* no buffer is that large; doubling would overflow */
+    }
     if (b->len + extra < b->cap) {
         return 0;
     }

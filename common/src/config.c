@@ -216,10 +216,11 @@ int imk_config_load_file(imk_config_t *cfg, const char *path, char *err, size_t 
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return IMK_EIO;
     }
-    char line[4096];
+    char *line = NULL;
+    size_t cap = 0;
     int lineno = 0;
     int rc = 0;
-    while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+    while (rc == 0 && getline(&line, &cap, f) != -1) {
         lineno++;
         char *hash = strchr(line, '#');
         if (hash != NULL) {
@@ -242,6 +243,7 @@ int imk_config_load_file(imk_config_t *cfg, const char *path, char *err, size_t 
             snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
         }
     }
+    free(line);
     fclose(f);
     return rc;
 }

@@ -81,6 +81,13 @@ static void pack_field_int(imk_mp_t *mp, const char *name, int64_t value)
     imk_mp_int(mp, value);
 }
 
+static void pack_field_uint(imk_mp_t *mp, const char *name, uint64_t value)
+{
+    PACKER(mp);
+    imk_mp_cstr(mp, name);
+    msgpack_pack_uint64(&pk, value);
+}
+
 int imk_job_encode(const imk_job_t *job, imk_buf_t *out)
 {
     imk_mp_t mp;
@@ -90,8 +97,8 @@ int imk_job_encode(const imk_job_t *job, imk_buf_t *out)
     pack_field_str(&mp, "kind", job->kind);
     pack_field_str(&mp, "job_id", job->job_id);
     pack_field_str(&mp, "gw", job->gw);
-    pack_field_int(&mp, "conn", (int64_t)job->conn);
-    pack_field_int(&mp, "req", (int64_t)job->req);
+    pack_field_uint(&mp, "conn", job->conn);
+    pack_field_uint(&mp, "req", job->req);
     pack_field_str(&mp, "from", job->from);
     pack_field_int(&mp, "at", job->at);
     imk_mp_cstr(&mp, "args");
@@ -104,17 +111,23 @@ int imk_answer_encode(const imk_answer_t *answer, imk_buf_t *out)
     imk_mp_t mp;
     imk_mp_init(&mp, out);
     imk_mp_map(&mp, 4);
-    pack_field_int(&mp, "conn", (int64_t)answer->conn);
-    pack_field_int(&mp, "req", (int64_t)answer->req);
+    pack_field_uint(&mp, "conn", answer->conn);
+    pack_field_uint(&mp, "req", answer->req);
     pack_field_str(&mp, "status", answer->status);
     pack_field_str(&mp, "body", answer->body);
     return mp.err;
 }
 
-/* One field of an envelope: where to store it and what type it must have. */
+/* What a field of an envelope must hold, and where it goes. */
+enum field_kind {
+    FIELD_STR,  /* str or bin, into an imk_str_t */
+    FIELD_UINT, /* a non-negative integer, into a uint64_t */
+    FIELD_INT,  /* any integer, into an int64_t */
+};
+
 struct field {
     const char *name;
-    msgpack_object_type type; /* STR covers BIN too; POSITIVE_INTEGER covers NEGATIVE too */
+    enum field_kind kind;
     void *dst;
     bool seen;
 };
@@ -128,7 +141,7 @@ static bool key_is(const msgpack_object *k, const char *name)
 
 static int store_field(struct field *f, const msgpack_object *v)
 {
-    if (f->type == MSGPACK_OBJECT_STR) {
+    if (f->kind == FIELD_STR) {
         imk_str_t *s = f->dst;
         if (v->type == MSGPACK_OBJECT_STR) {
             s->ptr = v->via.str.ptr;
@@ -139,15 +152,139 @@ static int store_field(struct field *f, const msgpack_object *v)
         } else {
             return IMK_EPROTO;
         }
-    } else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    } else if (f->kind == FIELD_UINT && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *(uint64_t *)f->dst = v->via.u64;
+    } else if (f->kind == FIELD_INT && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+               v->via.u64 <= INT64_MAX) {
         *(int64_t *)f->dst = (int64_t)v->via.u64;
-    } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+    } else if (f->kind == FIELD_INT && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
         *(int64_t *)f->dst = v->via.i64;
     } else {
         return IMK_EPROTO;
     }
     f->seen = true;
     return 0;
+}
+
+/* Walks msgpack bytes without allocating and checks that every container could fit in what
+ * is left: msgpack-c reserves memory for a container's declared size before it reads the
+ * elements, so five bytes claiming 2^32 entries would otherwise ask for gigabytes. */
+static bool plausible(const unsigned char *p, size_t len)
+{
+    size_t pos = 0;
+    uint64_t pending = 1; /* objects still to read */
+    while (pending > 0) {
+        if (pos >= len) {
+            return false;
+        }
+        unsigned char b = p[pos++];
+        uint64_t count = 0, skip = 0;
+        size_t width = 0; /* bytes of a following length or value */
+        if (b <= 0x7f || b >= 0xe0 || (b >= 0xc0 && b <= 0xc3)) {
+            /* fixint, nil, bool */
+        } else if (b >= 0x80 && b <= 0x8f) {
+            count = 2u * (b & 0x0f);
+        } else if (b >= 0x90 && b <= 0x9f) {
+            count = b & 0x0f;
+        } else if (b >= 0xa0 && b <= 0xbf) {
+            skip = b & 0x1f;
+        } else {
+            switch (b) {
+            case 0xc4:
+            case 0xd9:
+                width = 1;
+                break; /* bin8, str8: length follows */
+            case 0xc5:
+            case 0xda:
+                width = 2;
+                break;
+            case 0xc6:
+            case 0xdb:
+                width = 4;
+                break;
+            case 0xcc:
+            case 0xd0:
+                skip = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                skip = 2;
+                break;
+            case 0xca:
+            case 0xce:
+            case 0xd2:
+                skip = 4;
+                break;
+            case 0xcb:
+            case 0xcf:
+            case 0xd3:
+                skip = 8;
+                break;
+            case 0xdc:
+            case 0xde:
+                width = 2;
+                break; /* array16, map16 */
+            case 0xdd:
+            case 0xdf:
+                width = 4;
+                break;
+            case 0xd4:
+                skip = 2;
+                break; /* fixext: type + data */
+            case 0xd5:
+                skip = 3;
+                break;
+            case 0xd6:
+                skip = 5;
+                break;
+            case 0xd7:
+                skip = 9;
+                break;
+            case 0xd8:
+                skip = 17;
+                break;
+            case 0xc7:
+                width = 1;
+                skip = 1;
+                break; /* ext8: length, then type */
+            case 0xc8:
+                width = 2;
+                skip = 1;
+                break;
+            case 0xc9:
+                width = 4;
+                skip = 1;
+                break;
+            default:
+                return false; /* 0xc1: never used */
+            }
+        }
+        if (width > 0) {
+            if (len - pos < width) {
+                return false;
+            }
+            uint64_t n = 0;
+            for (size_t i = 0; i < width; i++) {
+                n = (n << 8) | p[pos++];
+            }
+            if (b == 0xdc || b == 0xdd) {
+                count = n;
+            } else if (b == 0xde || b == 0xdf) {
+                count = 2 * n;
+            } else {
+                skip += n;
+            }
+        }
+        if (skip > len - pos) {
+            return false;
+        }
+        pos += skip;
+        pending += count - 1;
+        if (pending > len - pos) {
+            return false; /* each pending object needs at least one byte */
+        }
+    }
+    return true;
 }
 
 /* Decodes a map whose every field in fields must appear; unknown keys are skipped, so a
@@ -158,7 +295,8 @@ static int decode_map(const char *data, size_t len, struct field *fields, size_t
     msgpack_unpacked_init(&msg);
     size_t off = 0;
     int rc = IMK_EPROTO;
-    if (msgpack_unpack_next(&msg, data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
+    if (!plausible((const unsigned char *)data, len) ||
+        msgpack_unpack_next(&msg, data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
         msg.data.type != MSGPACK_OBJECT_MAP) {
         goto out;
     }
@@ -184,44 +322,39 @@ out:
 
 int imk_job_decode(const char *data, size_t len, imk_job_t *job)
 {
-    int64_t v = 0, conn = 0, req = 0;
+    uint64_t v = 0;
     memset(job, 0, sizeof(*job));
     struct field fields[] = {
-        {"v", MSGPACK_OBJECT_POSITIVE_INTEGER, &v, false},
-        {"kind", MSGPACK_OBJECT_STR, &job->kind, false},
-        {"job_id", MSGPACK_OBJECT_STR, &job->job_id, false},
-        {"gw", MSGPACK_OBJECT_STR, &job->gw, false},
-        {"conn", MSGPACK_OBJECT_POSITIVE_INTEGER, &conn, false},
-        {"req", MSGPACK_OBJECT_POSITIVE_INTEGER, &req, false},
-        {"from", MSGPACK_OBJECT_STR, &job->from, false},
-        {"at", MSGPACK_OBJECT_POSITIVE_INTEGER, &job->at, false},
-        {"args", MSGPACK_OBJECT_STR, &job->args, false},
+        {"v", FIELD_UINT, &v, false},
+        {"kind", FIELD_STR, &job->kind, false},
+        {"job_id", FIELD_STR, &job->job_id, false},
+        {"gw", FIELD_STR, &job->gw, false},
+        {"conn", FIELD_UINT, &job->conn, false},
+        {"req", FIELD_UINT, &job->req, false},
+        {"from", FIELD_STR, &job->from, false},
+        {"at", FIELD_INT, &job->at, false},
+        {"args", FIELD_STR, &job->args, false},
     };
     int rc = decode_map(data, len, fields, sizeof(fields) / sizeof(fields[0]));
-    if (rc != 0 || v != IMK_JOB_VERSION || conn < 0 || req < 0 || job->kind.len == 0) {
+    if (rc != 0 || v != IMK_JOB_VERSION || job->kind.len == 0) {
         return IMK_EPROTO;
     }
     job->v = (uint32_t)v;
-    job->conn = (uint64_t)conn;
-    job->req = (uint64_t)req;
     return 0;
 }
 
 int imk_answer_decode(const char *data, size_t len, imk_answer_t *answer)
 {
-    int64_t conn = 0, req = 0;
     memset(answer, 0, sizeof(*answer));
     struct field fields[] = {
-        {"conn", MSGPACK_OBJECT_POSITIVE_INTEGER, &conn, false},
-        {"req", MSGPACK_OBJECT_POSITIVE_INTEGER, &req, false},
-        {"status", MSGPACK_OBJECT_STR, &answer->status, false},
-        {"body", MSGPACK_OBJECT_STR, &answer->body, false},
+        {"conn", FIELD_UINT, &answer->conn, false},
+        {"req", FIELD_UINT, &answer->req, false},
+        {"status", FIELD_STR, &answer->status, false},
+        {"body", FIELD_STR, &answer->body, false},
     };
     int rc = decode_map(data, len, fields, sizeof(fields) / sizeof(fields[0]));
-    if (rc != 0 || conn < 0 || req < 0 || answer->status.len == 0) {
+    if (rc != 0 || answer->status.len == 0) {
         return IMK_EPROTO;
     }
-    answer->conn = (uint64_t)conn;
-    answer->req = (uint64_t)req;
     return 0;
 }

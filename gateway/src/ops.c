@@ -180,6 +180,12 @@ static int read_ids(json_t *data, const char *name, size_t max, bool required, j
                                "[A-Za-z0-9_.@:-]",
                                name, i);
         }
+        for (size_t k = 0; k < i; k++) { /* at most limits.ids ids: quadratic is fine */
+            if (json_equal(json_array_get(v, k), item)) {
+                return imk_op_fail(err, "bad_request", "%s[%zu]: duplicate of %s[%zu]", name, i,
+                                   name, k);
+            }
+        }
     }
     *out = v;
     return 0;
@@ -384,7 +390,10 @@ static int build_msg_send(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
         return -1;
     }
     if (cid == NULL) { /* the admin API may leave cid out: each call is then a new message */
-        imk_id_random(generated_cid);
+        if (imk_id_random(generated_cid) != 0) {
+            free(payload);
+            return imk_op_fail(err, "internal", "no randomness");
+        }
         cid = generated_cid;
     }
     route->partition = room;

@@ -292,6 +292,7 @@
     #WebSocket;
     #events = new Emitter();
     #requests = new PendingRequests();
+    #sendChain = Promise.resolve(); // settles when the last send() in order has settled
     #seqs = new SeqTracker();
     #state = "idle";
     #socket = null;
@@ -398,10 +399,21 @@
       return this.request("room.leave", { room });
     }
 
+    // One message at a time: the server may apply two sends in flight together in either
+    // order, and a conversation must keep the order in which it was typed. A failed send
+    // does not hold back the next.
     async send(room, content) {
       const sent = { room, cid: randomCid(), ...messageFields(content) };
-      const ack = await this.request("msg.send", sent);
-      return storedMessage(sent, ack, this.#me?.id);
+      const previous = this.#sendChain;
+      let release;
+      this.#sendChain = new Promise((resolve) => (release = resolve));
+      try {
+        await previous;
+        const ack = await this.request("msg.send", sent);
+        return storedMessage(sent, ack, this.#me?.id);
+      } finally {
+        release();
+      }
     }
 
     history(room, { before, after, limit } = {}) {

@@ -194,7 +194,7 @@ function listen(im) {
     // Unread counts and previews changed while offline: the list is reloaded; the SDK
     // itself delivers the missed messages as `message` events.
     if (state === "open" && wasOpen) {
-      loadRooms().catch(sidebarError);
+      loadRooms().then(markViewRead).catch(sidebarError);
     }
     wasOpen ||= state === "open";
   });
@@ -237,6 +237,9 @@ function noteInSummary(message) {
     summary.unread += 1;
   }
   renderRooms();
+  if (!isOwn(message)) {
+    markViewRead();
+  }
 }
 
 function onMessage(message) {
@@ -567,12 +570,17 @@ async function loadOlder() {
   }
 }
 
+// Marks the open room read up to its last message, once per new message: `marked` is the
+// seq last sent, whatever the unread count says (a message arriving in the open chat never
+// counts as unread here, yet the server must still hear that it was read).
 function markViewRead() {
   const summary = session.rooms.get(session.view?.id);
-  if (!summary || !isBeingRead(summary.id) || summary.unread === 0 || summary.last_seq === 0) {
+  if (!summary || !isBeingRead(summary.id) || summary.last_seq === 0 ||
+      (summary.marked ?? 0) >= summary.last_seq) {
     return;
   }
   summary.unread = 0;
+  summary.marked = summary.last_seq;
   renderRooms();
   session.im.markRead(summary.id, summary.last_seq).catch(sidebarError);
 }

@@ -5,9 +5,10 @@
                            Strings are packed as msgpack str (never bin: Redis' cmsgpack
                            cannot decode bin), integers as ints.
   mp.py get JSON PATH      print the value at PATH (dot separated, list indexes are numbers;
-                           "len(PATH)" prints a length): strings bare, anything else as JSON,
-                           "<missing>" when the path does not exist, "<badjson>" when JSON
-                           does not parse.
+                           "len(PATH)" prints a length): strings bare, anything else as
+                           compact JSON with non-ASCII characters as they are (like the
+                           library writes them), "<missing>" when the path does not exist,
+                           "<badjson>" when JSON does not parse.
   mp.py seqs JSON PATH     print the "seq" of each element of the list at PATH, space separated.
   mp.py ids JSON PATH      same with "id".
 """
@@ -107,7 +108,7 @@ def show(v):
         return "<missing>"
     if isinstance(v, str):
         return v
-    return json.dumps(v, separators=(",", ":"))
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
 
 
 def main():

@@ -25,7 +25,9 @@ PORT=${PORT:-$(free_port)}
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
   >"$TMP/redis.log" 2>&1 &
 RPID=$!
+PSUB=''
 cleanup() {
+  [ -n "$PSUB" ] && kill "$PSUB" 2>/dev/null
   kill "$RPID" 2>/dev/null
   wait "$RPID" 2>/dev/null
   rm -rf "$TMP"
@@ -41,6 +43,17 @@ done
 if [ "$(rc PING 2>/dev/null)" != PONG ]; then
   echo "redis-server did not start on port $PORT:"; cat "$TMP/redis.log"; exit 2
 fi
+
+# Functions that gateways call directly publish their events themselves (SELF_PUBLISH in
+# the library): a background subscriber records what goes out on presence channels.
+rc --raw PSUBSCRIBE "${PFX}ch:p:*" >"$TMP/psub" 2>/dev/null &
+PSUB=$!
+for _ in $(seq 1 50); do
+  [ "$(wc -l <"$TMP/psub")" -ge 3 ] && break
+  sleep 0.1
+done
+PSEEN=3 # lines of $TMP/psub already read (the subscription confirmation)
+MARK=0
 
 PASS=0
 FAIL=0
@@ -72,18 +85,51 @@ check_match() {
 # Functions flagged no-writes are called with FCALL_RO, as gateways do: this also
 # checks their flags.
 is_query() {
-  case $1 in imkit_client_get | imkit_room_get | imkit_room_list | imkit_msg_history) return 0 ;; esac
+  case $1 in
+  imkit_client_get | imkit_room_get | imkit_room_list | imkit_msg_history | imkit_sync | imkit_presence_get)
+    return 0 ;;
+  esac
   return 1
 }
 
+self_publishing() {
+  case $1 in imkit_presence_set | imkit_gateway_gone) return 0 ;; esac
+  return 1
+}
+
+# published: the messages published on presence channels since the last time, into
+# NEV, EVCH, EVFR. A marker published afterwards bounds them (Redis keeps the order).
+published() {
+  MARK=$((MARK + 1))
+  rc PUBLISH "${PFX}ch:p:{~mark}" "mark-$MARK" >/dev/null
+  local i
+  for i in $(seq 1 100); do
+    grep -qx "mark-$MARK" "$TMP/psub" && break
+    sleep 0.02
+  done
+  mapfile -t PUBL < <(tail -n +$((PSEEN + 1)) "$TMP/psub")
+  PSEEN=$((PSEEN + ${#PUBL[@]}))
+  EVCH=()
+  EVFR=()
+  for ((i = 0; i + 3 < ${#PUBL[@]}; i += 4)); do
+    [ "${PUBL[i + 2]}" = "${PFX}ch:p:{~mark}" ] && continue
+    EVCH+=("${PUBL[i + 2]}")
+    EVFR+=("${PUBL[i + 3]}")
+  done
+  NEV=${#EVCH[@]}
+}
+
 # call FN FROM JSON: runs the function; sets ST (status), BODY (answer or message),
-# NEV (number of events), EVCH[i] and EVFR[i] (channel and frame of event i, from 0).
+# NEV (number of events), EVCH[i] and EVFR[i] (channel and frame of event i, from 0); for
+# a self-publishing function, the events it published, and RNEV the events in its reply.
+# The reply's strings are split on \x1e (redis-cli -d), not on lines: a frame published
+# with a skip prefix holds a newline.
 call() {
   local fn=$1 from=$2 args=$3 cmd=FCALL out
   is_query "$fn" && cmd=FCALL_RO
   py "$HERE/mp.py" pack "$args" >"$TMP/args" || { bad "$fn" "cannot pack $args"; return; }
-  out=$(rc -x "$cmd" "$fn" 0 "$PFX" "$from" <"$TMP/args")
-  mapfile -t LINES <<<"$out"
+  out=$(rc -d $'\x1e' -x "$cmd" "$fn" 0 "$PFX" "$from" <"$TMP/args")
+  mapfile -t -d $'\x1e' LINES < <(printf '%s' "$out")
   ST=${LINES[0]:-}
   BODY=${LINES[1]:-}
   EVCH=()
@@ -94,11 +140,14 @@ call() {
     EVFR+=("${LINES[i + 1]}")
   done
   NEV=${#EVCH[@]}
+  RNEV=$NEV
+  if self_publishing "$fn"; then published; fi
 }
 
-# j PATH: value at PATH in BODY (see mp.py get). jf FRAME PATH: same in an event frame.
+# j PATH: value at PATH in BODY (see mp.py get). jf FRAME PATH: same in an event frame
+# (a skip prefix "!skip …\n" is dropped first).
 j() { py "$HERE/mp.py" get "$BODY" "$1"; }
-jf() { py "$HERE/mp.py" get "$1" "$2"; }
+jf() { py "$HERE/mp.py" get "${1#*$'\n'}" "$2"; }
 seqs() { py "$HERE/mp.py" seqs "$BODY" "$1"; }
 ids() { py "$HERE/mp.py" ids "$BODY" "$1"; }
 
@@ -113,6 +162,39 @@ ok_call() {
 
 now_ms() { py -c 'import time; print(int(time.time() * 1000))'; }
 
+# evs: the last call's events as "<channel> <ev>", joined by "; " (skip prefix dropped).
+evs() {
+  local i f out=''
+  for ((i = 0; i < NEV; i++)); do
+    f=${EVFR[i]#*$'\n'}
+    [[ $f =~ ^\{\"ev\":\"([^\"]+)\" ]] && f=${BASH_REMATCH[1]}
+    out="$out${out:+; }${EVCH[i]} $f"
+  done
+  printf '%s' "$out"
+}
+
+# evdata I: the "data" of event I as compact JSON.
+evdata() { jf "${EVFR[$1]:-}" data; }
+
+# bulk_send ROOM FROM N TAG: N text messages "TAG-i" (cid TAG-i) in one redis-cli --pipe.
+bulk_send() {
+  py -B -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+import mp
+pfx, room, frm, n, tag = sys.argv[2:7]
+out = sys.stdout.buffer
+for i in range(1, int(n) + 1):
+    parts = []
+    mp.pack({"room": room, "cid": "%s-%d" % (tag, i), "type": "text", "text": "%s-%d" % (tag, i)}, parts)
+    args = [b"FCALL", b"imkit_msg_send", b"0", pfx.encode(), frm.encode(), b"".join(parts)]
+    out.write(b"*%d\r\n" % len(args))
+    for a in args:
+        out.write(b"$%d\r\n%s\r\n" % (len(a), a))
+' "$HERE" "$PFX" "$@" >"$TMP/pipe"
+  rc --pipe <"$TMP/pipe" >/dev/null
+}
+
 #######################################################################################
 section "load"
 out=$(rc -x FUNCTION LOAD REPLACE <"$LIB")
@@ -120,10 +202,16 @@ check "FUNCTION LOAD" "$out" "imkit"
 out=$(rc -x FUNCTION LOAD REPLACE <"$LIB")
 check "FUNCTION LOAD REPLACE twice" "$out" "imkit"
 nfun=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -c '^imkit_')
-check "10 functions registered" "$nfun" 10
-for f in imkit_client_get imkit_room_get imkit_room_list imkit_msg_history; do
+check "25 functions registered" "$nfun" 25
+for f in imkit_client_get imkit_room_get imkit_room_list imkit_msg_history imkit_sync imkit_presence_get; do
   flags=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -A4 "^$f\$" | sed -n 5p)
   check "$f is no-writes" "$flags" "no-writes"
+done
+for f in imkit_me_update imkit_room_update imkit_members_add imkit_members_remove imkit_room_leave \
+  imkit_room_delete imkit_msg_edit imkit_msg_recall imkit_msg_react imkit_client_delete \
+  imkit_tokens_revoke imkit_presence_set imkit_gateway_gone; do
+  flags=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -A4 "^$f\$" | sed -n 5p)
+  check "$f is a write function" "$flags" ""
 done
 py "$HERE/mp.py" pack '{"room":"x","cid":"c","type":"text","text":"t"}' >"$TMP/args"
 out=$(rc -x FCALL_RO imkit_msg_send 0 "$PFX" alice <"$TMP/args" 2>&1)
@@ -579,6 +667,644 @@ check "a client with no rooms" "$BODY" '{"rooms":[],"next":null,"unread_total":0
 call imkit_room_list alice '{"limit":10}'
 check "direct summary in a list carries the peer" "$(py -c '
 import json,sys; d=json.loads(sys.argv[1]); print([r["peer"]["id"] for r in d["rooms"] if r["id"]=="d-ab"][0])' "$BODY")" bob
+
+#######################################################################################
+section "me_update"
+call imkit_me_update mu '{"name":"Mu","avatar":"https://a/mu.png","meta":"{\"k\":12345678901234567890}"}'
+expect ok "me_update creates and sets the caller's profile"
+check "client object" "$BODY" '{"id":"mu","name":"Mu","avatar":"https://a/mu.png","meta":{"k":12345678901234567890}}'
+check "no event" "$NEV" 0
+call imkit_me_update mu '{"name":"Mu 2"}'
+check "changes only the named fields" "$(j name)|$(j avatar)|$(j meta.k)" "Mu 2|https://a/mu.png|12345678901234567890"
+call imkit_me_update mu '{"clear":["avatar","meta","name"]}'
+check "clear: null fields, name back to the id" "$BODY" '{"id":"mu","name":"mu","avatar":null,"meta":null}'
+check "fields removed" "$(rc HEXISTS "${PFX}u:{mu}" avatar)|$(rc HEXISTS "${PFX}u:{mu}" meta)" "0|0"
+call imkit_me_update mu '{"id":"bob","name":"x"}'
+check "an id argument is ignored: acts on the caller" "$ST|$(j id)|$(rc HGET "${PFX}u:{bob}" name)" "ok|mu|Bob"
+call imkit_me_update mu '{"clear":["created_at"]}'
+expect bad_request "clear of an unknown field"
+call imkit_me_update '' '{"name":"x"}'
+expect bad_request "me_update without a client"
+
+#######################################################################################
+section "room_update"
+call imkit_room_create uo '{"type":"group","id":"u1","members":["ua","ub"],"name":"U","cover":"https://c/1","meta":"{\"a\":1}"}'
+U1C=$(j created_at)
+call imkit_room_update uo '{"room":"u1","name":"U one","meta":"{\"big\":98765432109876543210}"}'
+expect ok "the owner updates u1"
+check "room fields" "$(j id)|$(j name)|$(j cover)|$(j owner)|$(j members_count)" "u1|U one|https://c/1|uo|3"
+check "meta verbatim" "$(py -c 'import sys; print("98765432109876543210" in sys.argv[1])' "$BODY")" True
+U1U=$(j updated_at)
+[ "$U1U" -ge "$U1C" ] && ok "updated_at >= created_at" || bad "updated_at" "$U1U < $U1C"
+check "updated_at stored" "$(rc HGET "${PFX}r:{u1}" updated_at)" "$U1U"
+check "one room.updated on the room channel" "$(evs)" "${PFX}ch:r:{u1} room.updated"
+check "event data = answer" "$(evdata 0)" "$BODY"
+call imkit_room_update uo '{"room":"u1","clear":["cover","meta"]}'
+check "clear cover and meta" "$(j cover)|$(j meta)|$(j name)" "null|null|U one"
+check "fields removed" "$(rc HEXISTS "${PFX}r:{u1}" cover)|$(rc HEXISTS "${PFX}r:{u1}" meta)" "0|0"
+call imkit_room_update uo '{"room":"u1","clear":["name"]}'
+check "clear name: null" "$(j name)" null
+DB0=$(rc DBSIZE)
+UPD0=$(rc HGET "${PFX}r:{u1}" updated_at)
+call imkit_room_update ua '{"room":"u1","name":"mine"}'
+expect forbidden "a member who is not the owner"
+check "message" "$BODY" "only the owner may update room u1"
+call imkit_room_update zz '{"room":"u1","name":"x"}'
+check "a non-member" "$ST|$BODY" "forbidden|not a member of room u1"
+call imkit_room_update uo '{"room":"nope","name":"x"}'
+check "a missing room" "$ST|$BODY" "not_found|room nope not found"
+call imkit_room_update uo '{"room":"u1","clear":["owner"]}'
+check "clear of an unknown field" "$ST|$BODY" "bad_request|clear: unknown field owner"
+check "refusals wrote nothing, sent nothing" "$(rc DBSIZE)|$(rc HGET "${PFX}r:{u1}" updated_at)|$NEV" "$DB0|$UPD0|0"
+call imkit_room_update '' '{"room":"u1","name":"by admin"}'
+check "the admin updates any room" "$ST|$(j name)|$(evs)" "ok|by admin|${PFX}ch:r:{u1} room.updated"
+call imkit_room_create ua '{"type":"direct","members":["ub"],"new_id":"d-uab"}'
+call imkit_room_update ub '{"room":"d-uab","name":"our chat"}'
+check "either member updates a direct room" "$ST|$(j name)|$(j owner)|$(evs)" "ok|our chat|null|${PFX}ch:r:{d-uab} room.updated"
+
+#######################################################################################
+section "members_add"
+call imkit_room_create o2 '{"type":"group","id":"g2","members":["m1"]}'
+call imkit_msg_send o2 '{"room":"g2","cid":"x1","type":"text","text":"one"}'
+call imkit_msg_send m1 '{"room":"g2","cid":"x2","type":"text","text":"two"}'
+call imkit_msg_send o2 '{"room":"g2","cid":"x3","type":"text","text":"three"}'
+call imkit_members_add m1 '{"room":"g2","members":["n1","n2","m1","n1"],"max_members":10000}'
+expect ok "any member adds"
+check "answer: the room" "$(j id)|$(j members_count)|$(j owner)|$(j last_seq)" "g2|4|o2|3"
+check "events: room.joined to each new member, then member.joined to the room" "$(evs)" \
+  "${PFX}ch:u:{n1} room.joined; ${PFX}ch:u:{n2} room.joined; ${PFX}ch:r:{g2} member.joined"
+check "member.joined frame skips the new members" "${EVFR[2]:-}" \
+  $'!skip n1,n2\n{"ev":"member.joined","data":{"room":"g2","members":["n1","n2"]}}'
+check "room.joined summary: all read, last message, count" \
+  "$(jf "${EVFR[0]:-}" data.id)|$(jf "${EVFR[0]:-}" data.unread)|$(jf "${EVFR[0]:-}" data.last_message.seq)|$(jf "${EVFR[0]:-}" data.members_count)|$(jf "${EVFR[0]:-}" data.peer)" \
+  "g2|0|3|4|<missing>"
+check "read mark at join = last_seq" "$(rc HGET "${PFX}r:{g2}:read" n1)|$(rc HGET "${PFX}r:{g2}:read" n2)" "3|3"
+N1J=$(rc HGET "${PFX}r:{g2}:m" n1)
+check_match "role member, joined_at" "$N1J" '^member\|[0-9]{13}$'
+check "rooms index score = joined_at" "$(rc ZSCORE "${PFX}u:{n1}:rooms" g2)" "${N1J#member|}"
+check "a never-seen member gets a profile" "$(rc HGET "${PFX}u:{n2}" name)" n2
+check "members_count stored" "$(rc HGET "${PFX}r:{g2}" members_count)" 4
+call imkit_room_list n1 '{"limit":5}'
+check "the new member has nothing unread" "$(ids rooms)|$(j unread_total)" "g2|0"
+call imkit_msg_send o2 '{"room":"g2","cid":"x4","type":"text","text":"four"}'
+call imkit_room_list n1 '{"limit":5}'
+check "a message after joining is unread" "$(j unread_total)" 1
+
+call imkit_members_add m1 '{"room":"g2","members":["n1","n2"]}'
+check "a retry: the room, no event" "$ST|$(j members_count)|$NEV" "ok|4|0"
+check "joined_at unchanged" "$(rc HGET "${PFX}r:{g2}:m" n1)" "$N1J"
+
+DB0=$(rc DBSIZE)
+call imkit_members_add m1 '{"room":"g2","members":["p1","p2","p3"],"max_members":6}'
+check "over max_members" "$ST|$BODY" "too_large|members: a group room holds at most 6 members"
+call imkit_members_add zz '{"room":"g2","members":["p1"]}'
+check "a non-member adds" "$ST|$BODY" "forbidden|not a member of room g2"
+call imkit_members_add m1 '{"room":"nope","members":["p1"]}'
+expect not_found "add to a missing room"
+call imkit_members_add ua '{"room":"d-uab","members":["p1"]}'
+check "add to a direct room" "$ST|$BODY" "bad_request|room: a direct room's members cannot change"
+check "refusals wrote nothing, sent nothing" "$(rc DBSIZE)|$(rc HGET "${PFX}r:{g2}" members_count)|$NEV" "$DB0|4|0"
+call imkit_members_add m1 '{"room":"g2","members":["p1","p2"],"max_members":6}'
+check "exactly max_members is accepted" "$ST|$(j members_count)" "ok|6"
+call imkit_members_add '' '{"room":"g2","members":["p3"]}'
+check "the admin adds" "$ST|$(j members_count)|$(evs)" "ok|7|${PFX}ch:u:{p3} room.joined; ${PFX}ch:r:{g2} member.joined"
+check "the admin's member.joined skips p3" "${EVFR[1]:-}" $'!skip p3\n{"ev":"member.joined","data":{"room":"g2","members":["p3"]}}'
+check "p3's read mark = 4" "$(rc HGET "${PFX}r:{g2}:read" p3)" 4
+
+# Without max_members the limit is 10 000: gm holds 9 999 (all but one written by hand).
+call imkit_room_create gm0 '{"type":"group","id":"gm","members":[]}'
+rc HSET "${PFX}r:{gm}:m" $(for i in $(seq 1 9998); do printf 'fake%d member|1 ' "$i"; done) >/dev/null
+call imkit_members_add gm0 '{"room":"gm","members":["gm1","gm2"]}'
+check "10 001 members" "$ST|$BODY" "too_large|members: a group room holds at most 10000 members"
+call imkit_members_add gm0 '{"room":"gm","members":["gm1"]}'
+check "10 000 members" "$ST|$(j members_count)" "ok|10000"
+
+#######################################################################################
+section "members_remove"
+# g2: o2 (owner), m1, n1, n2, p1, p2, p3
+DB0=$(rc DBSIZE)
+call imkit_members_remove m1 '{"room":"g2","members":["n1"]}'
+check "a member who is not the owner" "$ST|$BODY" "forbidden|only the owner may remove members of room g2"
+call imkit_members_remove zz '{"room":"g2","members":["n1"]}'
+expect forbidden "a non-member"
+call imkit_members_remove o2 '{"room":"nope","members":["n1"]}'
+expect not_found "a missing room"
+call imkit_members_remove o2 '{"room":"g2","members":["n1","o2"]}'
+check "the owner removing itself" "$ST|$BODY" "bad_request|members: the owner leaves with room.leave"
+call imkit_members_remove ua '{"room":"d-uab","members":["ub"]}'
+check "a direct room" "$ST|$BODY" "bad_request|room: a direct room's members cannot change"
+check "refusals wrote nothing, sent nothing" "$(rc DBSIZE)|$(rc HLEN "${PFX}r:{g2}:m")|$NEV" "$DB0|7|0"
+
+call imkit_members_remove o2 '{"room":"g2","members":["n1","stranger"]}'
+expect ok "the owner removes n1 (and a non-member, ignored)"
+check "answer: the room" "$(j id)|$(j members_count)|$(j owner)" "g2|6|o2"
+check "events: room.left to n1, then member.left to the room" "$(evs)" \
+  "${PFX}ch:u:{n1} room.left; ${PFX}ch:r:{g2} member.left"
+check "room.left frame" "${EVFR[0]:-}" '{"ev":"room.left","data":{"room":"g2"}}'
+check "member.left frame" "${EVFR[1]:-}" '{"ev":"member.left","data":{"room":"g2","member":"n1"}}'
+check "membership, read mark, index gone" \
+  "$(rc HEXISTS "${PFX}r:{g2}:m" n1)|$(rc HEXISTS "${PFX}r:{g2}:read" n1)|$(rc ZSCORE "${PFX}u:{n1}:rooms" g2)" "0|0|"
+check "members_count stored" "$(rc HGET "${PFX}r:{g2}" members_count)" 6
+call imkit_room_get n1 '{"room":"g2"}'
+expect forbidden "the removed member reads the room"
+call imkit_members_remove o2 '{"room":"g2","members":["n1"]}'
+check "removing again: the room, no event" "$ST|$(j members_count)|$NEV" "ok|6|0"
+call imkit_members_remove o2 '{"room":"g2","members":["n2","p1"]}'
+check "two at once: each one's room.left then member.left" "$(evs)" \
+  "${PFX}ch:u:{n2} room.left; ${PFX}ch:r:{g2} member.left; ${PFX}ch:u:{p1} room.left; ${PFX}ch:r:{g2} member.left"
+check "members named" "$(jf "${EVFR[1]:-}" data.member)|$(jf "${EVFR[3]:-}" data.member)|$(j members_count)" "n2|p1|4"
+call imkit_members_remove '' '{"room":"g2","members":["p2"]}'
+check "the admin removes" "$ST|$(j members_count)|$(evs)" "ok|3|${PFX}ch:u:{p2} room.left; ${PFX}ch:r:{g2} member.left"
+# The admin may remove the owner: the longest-standing member takes over (m1 joined
+# at creation, p3 later).
+call imkit_members_remove '' '{"room":"g2","members":["o2"]}'
+check "the admin removes the owner: hand-over" "$ST|$(j owner)|$(j members_count)|$(evs)" \
+  "ok|m1|2|${PFX}ch:u:{o2} room.left; ${PFX}ch:r:{g2} member.left; ${PFX}ch:r:{g2} room.updated"
+check "room.updated names the new owner" "$(jf "${EVFR[2]:-}" data.owner)|$(jf "${EVFR[2]:-}" data.members_count)" "m1|2"
+check "m1's role" "$(rc HGET "${PFX}r:{g2}:m" m1 | cut -d'|' -f1)" owner
+#######################################################################################
+section "room_leave"
+# g3: lz (owner), la, lB, lc, all joined at creation. Byte order of ids: lB < la < lc < lz
+# (a locale order would put la before lB).
+call imkit_room_create lz '{"type":"group","id":"g3","members":["la","lB","lc"]}'
+call imkit_msg_send la '{"room":"g3","cid":"c1","type":"text","text":"hi"}'
+call imkit_msg_react lB '{"room":"g3","seq":1,"emoji":"+1","on":true}'
+call imkit_room_leave lc '{"room":"g3"}'
+expect ok "a member leaves"
+check "answer {}" "$BODY" '{}'
+check "events: room.left to lc, member.left to the room" "$(evs)" \
+  "${PFX}ch:u:{lc} room.left; ${PFX}ch:r:{g3} member.left"
+check "frames" "${EVFR[0]:-}|${EVFR[1]:-}" \
+  '{"ev":"room.left","data":{"room":"g3"}}|{"ev":"member.left","data":{"room":"g3","member":"lc"}}'
+check "lc is out" "$(rc HEXISTS "${PFX}r:{g3}:m" lc)|$(rc HEXISTS "${PFX}r:{g3}:read" lc)|$(rc ZSCORE "${PFX}u:{lc}:rooms" g3)|$(rc HGET "${PFX}r:{g3}" members_count)" "0|0||3"
+call imkit_room_leave lc '{"room":"g3"}'
+check "leaving again" "$ST|$BODY" "forbidden|not a member of room g3"
+call imkit_room_leave lz '{"room":"nope"}'
+expect not_found "leave a missing room"
+call imkit_room_leave ua '{"room":"d-uab"}'
+check "leave a direct room" "$ST|$BODY" "bad_request|room: a direct room cannot be left"
+call imkit_room_leave '' '{"room":"g3"}'
+expect bad_request "leave without a client"
+
+LZJ=$(rc HGET "${PFX}r:{g3}:m" lB | cut -d'|' -f2)
+call imkit_room_leave lz '{"room":"g3"}'
+expect ok "the owner leaves"
+check "events: room.left, member.left, room.updated" "$(evs)" \
+  "${PFX}ch:u:{lz} room.left; ${PFX}ch:r:{g3} member.left; ${PFX}ch:r:{g3} room.updated"
+check "owner: the longest-standing, ties by id bytes" "$(jf "${EVFR[2]:-}" data.owner)|$(jf "${EVFR[2]:-}" data.members_count)" "lB|2"
+check "stored owner, role, joined_at kept" "$(rc HGET "${PFX}r:{g3}" owner)|$(rc HGET "${PFX}r:{g3}:m" lB)" "lB|owner|$LZJ"
+check "room.updated carries the new updated_at" "$(jf "${EVFR[2]:-}" data.updated_at)" "$(rc HGET "${PFX}r:{g3}" updated_at)"
+call imkit_room_get la '{"room":"g3"}'
+check "room_get after hand-over" "$(j owner)|$(ids members)|$(j members.0.role)" "lB|lB la|owner"
+
+# Joined later but with a smaller id: l0 must not win over la.
+sleep 0.01
+call imkit_members_add lB '{"room":"g3","members":["l0"]}'
+call imkit_room_leave lB '{"room":"g3"}'
+check "owner: smallest joined_at first" "$(jf "${EVFR[2]:-}" data.owner)" la
+call imkit_room_leave la '{"room":"g3"}'
+check "then l0" "$(jf "${EVFR[2]:-}" data.owner)|$(rc HGET "${PFX}r:{g3}" owner)" "l0|l0"
+check "keys exist before the last leaves" "$(rc EXISTS "${PFX}r:{g3}" "${PFX}r:{g3}:m" "${PFX}r:{g3}:read" "${PFX}r:{g3}:log" "${PFX}r:{g3}:cid" "${PFX}r:{g3}:edit")" 6
+call imkit_room_leave l0 '{"room":"g3"}'
+expect ok "the last member leaves"
+check "only room.left (nobody remains)" "$(evs)" "${PFX}ch:u:{l0} room.left"
+check "the room is deleted, all its keys" "$(rc EXISTS "${PFX}r:{g3}" "${PFX}r:{g3}:m" "${PFX}r:{g3}:read" "${PFX}r:{g3}:log" "${PFX}r:{g3}:cid" "${PFX}r:{g3}:edit")" 0
+check "and l0's index entry" "$(rc ZSCORE "${PFX}u:{l0}:rooms" g3)" ""
+call imkit_room_get '' '{"room":"g3"}'
+expect not_found "the deleted room"
+
+#######################################################################################
+section "room_delete"
+call imkit_room_create d0 '{"type":"group","id":"g4","members":["d2","d1"]}'
+call imkit_msg_send d1 '{"room":"g4","cid":"c1","type":"text","text":"x"}'
+DB0=$(rc DBSIZE)
+call imkit_room_delete d0 '{"room":"g4"}'
+check "a client (even the owner)" "$ST|$BODY" "forbidden|only the admin API may delete a room"
+call imkit_room_delete '' '{"room":"nope"}'
+check "a missing room" "$ST|$BODY" "not_found|room nope not found"
+check "refusals wrote nothing" "$(rc DBSIZE)" "$DB0"
+call imkit_room_delete '' '{"room":"g4"}'
+expect ok "the admin deletes g4"
+check "answer {}" "$BODY" '{}'
+check "room.left to every member (joined_at, then id)" "$(evs)" \
+  "${PFX}ch:u:{d0} room.left; ${PFX}ch:u:{d1} room.left; ${PFX}ch:u:{d2} room.left"
+check "frame" "${EVFR[1]:-}" '{"ev":"room.left","data":{"room":"g4"}}'
+check "keys gone" "$(rc EXISTS "${PFX}r:{g4}" "${PFX}r:{g4}:m" "${PFX}r:{g4}:read" "${PFX}r:{g4}:log" "${PFX}r:{g4}:cid")" 0
+check "members' indexes" "$(rc ZSCORE "${PFX}u:{d0}:rooms" g4)|$(rc ZSCORE "${PFX}u:{d2}:rooms" g4)" "|"
+call imkit_room_delete '' '{"room":"g4"}'
+expect not_found "deleting again"
+
+call imkit_room_create d0 '{"type":"direct","members":["d1"],"new_id":"dd-1"}'
+call imkit_room_delete '' '{"room":"dd-1"}'
+check "a direct room" "$ST|$(evs)" "ok|${PFX}ch:u:{d0} room.left; ${PFX}ch:u:{d1} room.left"
+check "its pair key is gone" "$(rc EXISTS "${PFX}direct:{d0|d1}")" 0
+call imkit_room_create d1 '{"type":"direct","members":["d0"],"new_id":"dd-2"}'
+check "the pair gets a new room" "$(j id)|$(j created)" "dd-2|true"
+#######################################################################################
+section "msg_edit"
+# e1: eo (owner), es, ex. 1: es text, 2: es image, 3: eo text (the last).
+call imkit_room_create eo '{"type":"group","id":"e1","members":["es","ex"]}'
+call imkit_msg_send es '{"room":"e1","cid":"c1","type":"text","text":"v1","mentions":["ex"]}'
+E1TS=$(j ts)
+call imkit_msg_send es '{"room":"e1","cid":"c2","type":"image","payload":"{\"url\":\"u\",\"n\":12345678901234567890}","reply_to":1}'
+E2TS=$(j ts)
+call imkit_msg_send eo '{"room":"e1","cid":"c3","type":"text","text":"last"}'
+LOG1=$(rc XRANGE "${PFX}r:{e1}:log" 1-1 1-1 | sed -n 3p)
+
+call imkit_msg_edit es '{"room":"e1","seq":1,"text":"v2 \"q\" a/b é"}'
+expect ok "the sender edits its text"
+EDAT=$(j edited_at)
+check "the message, edited: fields in order" "$BODY" \
+  '{"room":"e1","seq":1,"ts":'"$E1TS"',"from":"es","type":"text","text":"v2 \"q\" a/b é","cid":"c1","mentions":["ex"],"edited_at":'"$EDAT"'}'
+[ "$EDAT" -ge "$E1TS" ] && ok "edited_at >= ts" || bad "edited_at" "$EDAT < $E1TS"
+check "message.edited on the room channel" "$(evs)" "${PFX}ch:r:{e1} message.edited"
+check "event data = answer" "$(evdata 0)" "$BODY"
+check "the log is untouched" "$(rc XRANGE "${PFX}r:{e1}:log" 1-1 1-1 | sed -n 3p)" "$LOG1"
+check "the current version in the edit hash" "$(rc HGET "${PFX}r:{e1}:edit" 1)" "$BODY"
+call imkit_msg_history eo '{"room":"e1","limit":10}'
+check "history shows the edit" "$(j messages.0.text)|$(j messages.0.edited_at)|$(seqs messages)" "v2 \"q\" a/b é|$EDAT|1 2 3"
+call imkit_msg_history eo '{"room":"e1","after":0,"limit":1}'
+check "history after= too" "$(j messages.0.text)" "v2 \"q\" a/b é"
+
+call imkit_msg_edit es '{"room":"e1","seq":2,"payload":"{\"url\":\"u2\",\"n\":98765432109876543210}"}'
+expect ok "edit an image's payload"
+check "payload verbatim, reply_to kept" "$(j payload)|$(j reply_to)|$(j type)|$(j text)" '{"url":"u2","n":98765432109876543210}|1|image|<missing>'
+call imkit_msg_edit es '{"room":"e1","seq":2,"text":"a caption"}'
+check "an image gains a text; payload kept" "$(py -c 'import json,sys; print(",".join(json.loads(sys.argv[1]).keys()))' "$BODY")|$(j payload.url)" \
+  "room,seq,ts,from,type,text,payload,cid,reply_to,edited_at|u2"
+check "big integer still exact" "$(py -c 'import sys; print("98765432109876543210" in sys.argv[1])' "$BODY")" True
+
+DB0=$(rc DBSIZE)
+EH0=$(rc HGETALL "${PFX}r:{e1}:edit" | md5sum)
+call imkit_msg_edit ex '{"room":"e1","seq":1,"text":"hack"}'
+check "another member" "$ST|$BODY" "forbidden|only the sender may edit message 1"
+call imkit_msg_edit eo '{"room":"e1","seq":1,"text":"hack"}'
+check "even the owner" "$ST" forbidden
+call imkit_msg_edit zz '{"room":"e1","seq":1,"text":"x"}'
+check "a non-member" "$ST|$BODY" "forbidden|not a member of room e1"
+call imkit_msg_edit es '{"room":"nope","seq":1,"text":"x"}'
+expect not_found "a missing room"
+call imkit_msg_edit es '{"room":"e1","seq":99,"text":"x"}'
+check "a missing seq" "$ST|$BODY" "not_found|message 99 not found in room e1"
+call imkit_msg_edit es '{"room":"e1","seq":0,"text":"x"}'
+expect not_found "seq 0"
+call imkit_msg_edit es '{"room":"e1","seq":-3,"text":"x"}'
+expect not_found "a negative seq"
+call imkit_msg_edit es '{"room":"e1","seq":1}'
+check "neither text nor payload" "$ST|$BODY" "bad_request|text, payload: give at least one"
+call imkit_msg_edit es '{"room":"e1","seq":1,"payload":"{}"}'
+check "a text message keeps a text" "$ST|$BODY" "bad_request|text: required (a text message keeps a text)"
+check "refusals wrote nothing, sent nothing" "$(rc DBSIZE)|$(rc HGETALL "${PFX}r:{e1}:edit" | md5sum)|$NEV" "$DB0|$EH0|0"
+
+call imkit_msg_edit '' '{"room":"e1","seq":1,"text":"by admin"}'
+check "the admin edits" "$ST|$(j text)|$(j from)" "ok|by admin|es"
+
+call imkit_msg_edit eo '{"room":"e1","seq":3,"text":"last, edited"}'
+expect ok "edit the last message"
+check "last_msg follows" "$(rc HGET "${PFX}r:{e1}" last_msg)" "$BODY"
+call imkit_room_list ex '{"limit":1}'
+check "room list last_message is the edit" "$(j rooms.0.id)|$(j rooms.0.last_message.text)|$(j rooms.0.last_message.edited_at)" "e1|last, edited|$(rc HGET "${PFX}r:{e1}:edit" 3 | py -c 'import json,sys; print(json.load(sys.stdin)["edited_at"])')"
+call imkit_msg_edit eo '{"room":"e1","seq":3,"text":"last, edited"}'
+check "an edit retried: same text" "$ST|$(j text)|$NEV" "ok|last, edited|1"
+
+#######################################################################################
+section "msg_react"
+call imkit_msg_send es '{"room":"e1","cid":"c4","type":"image","payload":"{\"big\":12345678901234567890}"}'
+call imkit_msg_react ex '{"room":"e1","seq":4,"emoji":"👍","on":true}'
+expect ok "ex reacts"
+check "answer" "$BODY" '{"room":"e1","seq":4,"reactions":{"👍":["ex"]}}'
+check "message.reacted on the room channel" "$(evs)" "${PFX}ch:r:{e1} message.reacted"
+check "event data = answer" "$(evdata 0)" "$BODY"
+call imkit_msg_react es '{"room":"e1","seq":4,"emoji":"👍","on":true}'
+call imkit_msg_react eo '{"room":"e1","seq":4,"emoji":"a\"/\\b","on":true}'
+check "ids in reaction order, emoji in first-use order" "$BODY" \
+  '{"room":"e1","seq":4,"reactions":{"👍":["ex","es"],"a\"/\\b":["eo"]}}'
+call imkit_msg_react ex '{"room":"e1","seq":4,"emoji":"👍","on":true}'
+check "reacting again: no change, no event" "$BODY|$NEV" \
+  '{"room":"e1","seq":4,"reactions":{"👍":["ex","es"],"a\"/\\b":["eo"]}}|0'
+call imkit_msg_history ex '{"room":"e1","after":3,"limit":1}'
+check "history carries reactions, payload verbatim" "$(j messages.0)" \
+  '{"room":"e1","seq":4,"ts":'"$(j messages.0.ts)"',"from":"es","type":"image","payload":{"big":12345678901234567890},"cid":"c4","reactions":{"👍":["ex","es"],"a\"/\\b":["eo"]}}'
+check "room list last_message carries them too" "$(py "$HERE/mp.py" get "$(rc HGET "${PFX}r:{e1}" last_msg)" reactions)" \
+  '{"👍":["ex","es"],"a\"/\\b":["eo"]}'
+call imkit_msg_react ex '{"room":"e1","seq":4,"emoji":"👍","on":false}'
+check "off" "$BODY|$NEV" '{"room":"e1","seq":4,"reactions":{"👍":["es"],"a\"/\\b":["eo"]}}|1'
+call imkit_msg_react es '{"room":"e1","seq":4,"emoji":"👍","on":false}'
+check "an emoji nobody is left on disappears" "$BODY" '{"room":"e1","seq":4,"reactions":{"a\"/\\b":["eo"]}}'
+call imkit_msg_react es '{"room":"e1","seq":4,"emoji":"👍","on":false}'
+check "off again: no change, no event" "$ST|$NEV" "ok|0"
+call imkit_msg_react ex '{"room":"e1","seq":4,"emoji":"🎉","on":false}'
+check "off on an unused emoji" "$ST|$NEV|$(j reactions)" 'ok|0|{"a\"/\\b":["eo"]}'
+call imkit_msg_react eo '{"room":"e1","seq":4,"emoji":"a\"/\\b","on":false}'
+check "the last one off: reactions {}" "$BODY|$(evdata 0)" \
+  '{"room":"e1","seq":4,"reactions":{}}|{"room":"e1","seq":4,"reactions":{}}'
+call imkit_msg_history ex '{"room":"e1","after":3,"limit":1}'
+check "no reactions field when empty" "$(j messages.0.reactions)" "<missing>"
+
+call imkit_msg_react ex '{"room":"e1","seq":1,"emoji":"👍","on":true}'
+call imkit_msg_edit es '{"room":"e1","seq":1,"text":"v3"}'
+check "an edit keeps the reactions" "$(j text)|$(j reactions)" 'v3|{"👍":["ex"]}'
+call imkit_msg_react es '{"room":"e1","seq":1,"emoji":"👍","on":true}'
+call imkit_msg_history ex '{"room":"e1","before":2,"limit":1}'
+check "a reaction keeps the edit" "$(j messages.0.text)|$(j messages.0.reactions)|$(j messages.0.mentions)" 'v3|{"👍":["ex","es"]}|["ex"]'
+
+DB0=$(rc DBSIZE)
+call imkit_msg_react zz '{"room":"e1","seq":4,"emoji":"x","on":true}'
+check "a non-member" "$ST|$BODY" "forbidden|not a member of room e1"
+call imkit_msg_react ex '{"room":"nope","seq":4,"emoji":"x","on":true}'
+expect not_found "a missing room"
+call imkit_msg_react ex '{"room":"e1","seq":50,"emoji":"x","on":true}'
+check "a missing seq" "$ST|$BODY" "not_found|message 50 not found in room e1"
+call imkit_msg_react '' '{"room":"e1","seq":4,"emoji":"x","on":true}'
+check "the admin cannot react" "$ST|$BODY" "bad_request|from: a reaction belongs to a client"
+call imkit_msg_react ex '{"room":"e1","seq":4,"emoji":"x"}'
+check "on is required" "$ST|$BODY" "bad_request|on: required"
+call imkit_msg_react ex '{"room":"e1","seq":4,"emoji":"x","on":"yes"}'
+check "on is a boolean" "$ST|$BODY" "bad_request|on: must be a boolean"
+check "refusals wrote nothing" "$(rc DBSIZE)" "$DB0"
+
+#######################################################################################
+section "msg_recall"
+call imkit_msg_recall ex '{"room":"e1","seq":1}'
+check "another member" "$ST|$BODY" "forbidden|only the sender or the owner may recall message 1"
+call imkit_msg_recall zz '{"room":"e1","seq":1}'
+expect forbidden "a non-member"
+call imkit_msg_recall es '{"room":"e1","seq":77}'
+check "a missing seq" "$ST|$BODY" "not_found|message 77 not found in room e1"
+call imkit_msg_recall es '{"room":"nope","seq":1}'
+expect not_found "a missing room"
+
+call imkit_msg_recall es '{"room":"e1","seq":2}'
+expect ok "the sender recalls"
+check "answer {}" "$BODY" '{}'
+check "message.recalled on the room channel" "$(evs)|${EVFR[0]:-}" \
+  "${PFX}ch:r:{e1} message.recalled|"'{"ev":"message.recalled","data":{"room":"e1","seq":2}}'
+call imkit_msg_history ex '{"room":"e1","after":1,"limit":1}'
+check "history: recalled keeps room, seq, ts, from, cid; text and payload null" "$(j messages.0)" \
+  '{"room":"e1","seq":2,"ts":'"$E2TS"',"from":"es","type":"recalled","text":null,"payload":null,"cid":"c2"}'
+call imkit_msg_recall es '{"room":"e1","seq":2}'
+check "recalling twice: ok, no event" "$ST|$BODY|$NEV" "ok|{}|0"
+call imkit_msg_edit es '{"room":"e1","seq":2,"text":"x"}'
+check "edit a recalled message" "$ST|$BODY" "conflict|message 2 was recalled"
+call imkit_msg_react ex '{"room":"e1","seq":2,"emoji":"x","on":true}'
+check "react to a recalled message" "$ST|$BODY" "conflict|message 2 was recalled"
+
+call imkit_msg_recall eo '{"room":"e1","seq":1}'
+check "the owner recalls another's message (reactions dropped)" "$ST|$NEV" "ok|1"
+call imkit_msg_history ex '{"room":"e1","before":2,"limit":1}'
+check "reactions, mentions, edited_at gone" "$(j messages.0.type)|$(j messages.0.reactions)|$(j messages.0.mentions)|$(j messages.0.edited_at)" \
+  "recalled|<missing>|<missing>|<missing>"
+call imkit_msg_send es '{"room":"e1","cid":"c5","type":"text","text":"oops"}'
+call imkit_msg_recall '' '{"room":"e1","seq":5}'
+check "the admin recalls the last message" "$ST|$NEV" "ok|1"
+call imkit_room_list ex '{"limit":1}'
+check "room list last_message is recalled" "$(j rooms.0.last_message.seq)|$(j rooms.0.last_message.type)|$(j rooms.0.last_message.text)" "5|recalled|null"
+
+# The stored message is split, not decoded: a payload with strings holding brackets,
+# quotes and backslashes, whitespace, nesting and numbers of every kind stays byte for byte.
+PL='{ "s" : "}]\\\\\\\"{[,:" , "n":[1, {"c":"x"}, -1.5e3, 12345678901234567890], "t":true,"f":null }'
+call imkit_room_create es '{"type":"group","id":"e2","members":["ex"]}'
+call imkit_msg_send es "{\"room\":\"e2\",\"cid\":\"pl\",\"type\":\"custom\",\"payload\":$(py -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$PL")}"
+PLSEQ=$(j seq)
+call imkit_msg_edit es "{\"room\":\"e2\",\"seq\":$PLSEQ,\"text\":\"} \\\"x\\\" {\"}"
+check "edit keeps the payload verbatim" "$ST|$(py -c 'import sys; print(sys.argv[2] in sys.argv[1])' "$BODY" "$PL")|$(j text)|$(j cid)" \
+  'ok|True|} "x" {|pl'
+call imkit_msg_react ex "{\"room\":\"e2\",\"seq\":$PLSEQ,\"emoji\":\"}\",\"on\":true}"
+call imkit_msg_history ex "{\"room\":\"e2\",\"after\":$((PLSEQ - 1)),\"limit\":1}"
+check "so does a reaction" "$(py -c 'import sys; print(sys.argv[2] in sys.argv[1])' "$BODY" "$PL")|$(j messages.0.text)|$(j messages.0.reactions)" \
+  'True|} "x" {|{"}":["ex"]}'
+call imkit_msg_recall es "{\"room\":\"e2\",\"seq\":$PLSEQ}"
+call imkit_msg_history ex "{\"room\":\"e2\",\"after\":$((PLSEQ - 1)),\"limit\":1}"
+check "and a recall" "$(j messages.0.type)|$(j messages.0.payload)|$(j messages.0.cid)" "recalled|null|pl"
+
+call imkit_room_create es '{"type":"direct","members":["ex"],"new_id":"d-esx"}'
+call imkit_msg_send es '{"room":"d-esx","cid":"c1","type":"text","text":"x"}'
+call imkit_msg_recall ex '{"room":"d-esx","seq":1}'
+expect forbidden "a direct room has no owner: only the sender recalls"
+
+#######################################################################################
+section "sync"
+# sy is in s1 (130 messages from sp), s2 (5), s3 (a direct room, no message); it was in
+# s4 (removed) and holds s-gone, a room that never existed.
+call imkit_room_create sp '{"type":"group","id":"s1","members":["sy"]}'
+call imkit_room_create sp '{"type":"group","id":"s2","members":["sy"]}'
+call imkit_room_create sp '{"type":"group","id":"s4","members":["sy"]}'
+call imkit_room_create sy '{"type":"direct","members":["sp"],"new_id":"s3"}'
+bulk_send s1 sp 130 b
+bulk_send s2 sp 5 q
+check "130 messages in s1" "$(rc HGET "${PFX}r:{s1}" last_seq)|$(rc HGET "${PFX}r:{s2}" last_seq)" "130|5"
+call imkit_members_remove sp '{"room":"s4","members":["sy"]}'
+call imkit_msg_edit sp '{"room":"s1","seq":12,"text":"b-12 edited"}'
+call imkit_msg_recall sp '{"room":"s1","seq":13}'
+call imkit_msg_react sy '{"room":"s1","seq":14,"emoji":"ok","on":true}'
+call imkit_msg_edit sp '{"room":"s1","seq":130,"text":"b-130 edited"}'
+# activity order: s1 then s2 newest; set by hand to make the expected order certain
+rc HSET "${PFX}r:{s1}" last_ts 3000 >/dev/null
+rc HSET "${PFX}r:{s2}" last_ts 2000 >/dev/null
+rc HSET "${PFX}r:{s3}" last_ts 2000 >/dev/null
+
+call imkit_sync sy '{"known":{"s1":10,"s2":5,"s4":2,"s-gone":3}}'
+expect ok "sync"
+check "rooms: every room sy is in, room list order" "$(ids rooms)" "s1 s2 s3"
+check "summaries" "$(j rooms.0.unread)|$(j rooms.0.last_message.seq)|$(j rooms.0.last_message.text)|$(j rooms.2.peer.id)" "130|130|b-130 edited|sp"
+check "left: the known rooms sy is not in, byte order" "$(j left)" '["s-gone","s4"]'
+check "messages only for rooms behind" "$(py -c 'import json,sys; print(",".join(json.loads(sys.argv[1])["messages"]))' "$BODY")" "s1"
+check "100 messages after 10, oldest first" "$(j 'len(messages.s1)')|$(j messages.s1.0.seq)|$(j messages.s1.99.seq)" "100|11|110"
+check "has_more" "$(j has_more)" '{"s1":true}'
+check "edits, recalls, reactions show" "$(j messages.s1.1.text)|$(j messages.s1.2.type)|$(j messages.s1.3.reactions)" \
+  'b-12 edited|recalled|{"ok":["sy"]}'
+check "body keys" "$(py -c 'import json,sys; print(",".join(json.loads(sys.argv[1])))' "$BODY")" "rooms,left,messages,has_more"
+call imkit_sync sy '{"known":{"s1":110}}'
+check "the rest" "$(j 'len(messages.s1)')|$(j messages.s1.0.seq)|$(j messages.s1.19.seq)|$(j has_more)|$(j messages.s1.19.text)" \
+  '20|111|130|{"s1":false}|b-130 edited'
+call imkit_sync sy '{"known":{"s1":30}}'
+check "exactly 100 missed: has_more false" "$(j 'len(messages.s1)')|$(j has_more)" '100|{"s1":false}'
+call imkit_sync sy '{"known":{"s1":29}}'
+check "101 missed: has_more true" "$(j 'len(messages.s1)')|$(j messages.s1.99.seq)|$(j has_more)" '100|129|{"s1":true}'
+call imkit_sync sy '{"known":{"s1":130,"s2":5,"s3":0}}'
+check "up to date: empty objects" "$(j left)|$(py -c 'import sys; b=sys.argv[1]; print(b[b.index(",\"left\""):])' "$BODY")" \
+  '[]|,"left":[],"messages":{},"has_more":{}}'
+call imkit_sync sy '{"known":{}}'
+check "empty known" "$(ids rooms)|$(py -c 'import sys; b=sys.argv[1]; print(b[b.index(",\"left\""):])' "$BODY")" \
+  's1 s2 s3|,"left":[],"messages":{},"has_more":{}}'
+call imkit_sync sy '{}'
+check "known absent" "$ST|$(ids rooms)|$(j messages)" 'ok|s1 s2 s3|{}'
+call imkit_sync sy '{"known":{"s2":0}}'
+check "known 0: from the first" "$(seqs messages.s2)|$(j has_more)" '1 2 3 4 5|{"s2":false}'
+call imkit_sync nobody '{"known":{"s1":1}}'
+check "a client in no room" "$BODY" '{"rooms":[],"left":["s1"],"messages":{},"has_more":{}}'
+call imkit_sync '' '{"known":{}}'
+check "sync without a client" "$ST|$BODY" "bad_request|from: sync is for a client"
+call imkit_sync sy '{"known":"s1"}'
+check "known not a map" "$ST|$BODY" "bad_request|known: must be a map"
+call imkit_sync sy '{"known":{"s1":"x"}}'
+check "known with a bad seq" "$ST|$BODY" "bad_request|known: must map room ids to seqs"
+
+#######################################################################################
+section "tokens_revoke"
+call imkit_auth '' '{"sub":"tr","name":"TR"}'
+call imkit_tokens_revoke tr '{"id":"tr"}'
+check "a client" "$ST|$BODY" "forbidden|only the admin API may revoke tokens"
+call imkit_tokens_revoke '' '{"id":"nobody-tr"}'
+check "an unknown client" "$ST|$BODY" "not_found|client nobody-tr not found"
+check "nothing written for it" "$(rc EXISTS "${PFX}u:{nobody-tr}")" 0
+B=$(($(now_ms) / 1000))
+call imkit_tokens_revoke '' '{"id":"tr"}'
+A=$(($(now_ms) / 1000))
+expect ok "the admin revokes"
+check "answer {}" "$BODY" '{}'
+check "session.revoked on the client's channel" "$(evs)|${EVFR[0]:-}" \
+  "${PFX}ch:u:{tr} session.revoked|"'{"ev":"session.revoked","data":{"code":4403}}'
+TVA=$(rc HGET "${PFX}u:{tr}" tokens_valid_after)
+[ "$TVA" -ge "$B" ] && [ "$TVA" -le "$A" ] && ok "tokens_valid_after = this second" || bad "tokens_valid_after" "$TVA not in $B..$A"
+call imkit_auth '' "{\"sub\":\"tr\",\"iat\":$TVA}"
+expect unauthenticated "a JWT of the revocation second"
+call imkit_auth '' "{\"sub\":\"tr\",\"iat\":$((TVA + 1))}"
+check "a later JWT; profile intact" "$ST|$(j name)" "ok|TR"
+rc HSET "${PFX}u:{tr}" tokens_valid_after $((TVA + 1000)) >/dev/null
+call imkit_tokens_revoke '' '{"id":"tr"}'
+check "the mark never moves back" "$(rc HGET "${PFX}u:{tr}" tokens_valid_after)" "$((TVA + 1000))"
+
+#######################################################################################
+section "client_delete"
+# cd owns cg1 (with cm1, cm2), is alone in cg2, and has a direct room dcp with cp.
+call imkit_auth '' '{"sub":"cd","name":"CD","avatar":"https://a/cd.png"}'
+call imkit_room_create cd '{"type":"group","id":"cg1","members":["cm2","cm1"]}'
+call imkit_room_create cd '{"type":"group","id":"cg2","members":[]}'
+call imkit_room_create cd '{"type":"direct","members":["cp"],"new_id":"dcp"}'
+call imkit_msg_send cd '{"room":"cg1","cid":"c1","type":"text","text":"mine"}'
+rc ZADD "${PFX}u:{cd}:rooms" XX 1 cg1 2 cg2 3 dcp >/dev/null # a known leaving order
+TB=$(($(now_ms) / 1000 - 5))
+call imkit_token_create '' "{\"id\":\"cd\",\"hash\":\"h-cd\",\"ttl\":600,\"iat\":$TB}"
+call imkit_auth '' '{"tok":"h-cd"}'
+check "the token works before" "$ST" ok
+
+DB0=$(rc DBSIZE)
+call imkit_client_delete cd '{"id":"cd"}'
+check "a client" "$ST|$BODY" "forbidden|only the admin API may delete a client"
+call imkit_client_delete '' '{"id":"nobody-cd"}'
+check "an unknown client" "$ST|$BODY" "not_found|client nobody-cd not found"
+check "refusals wrote nothing" "$(rc DBSIZE)" "$DB0"
+
+call imkit_client_delete '' '{"id":"cd"}'
+expect ok "the admin deletes cd"
+check "answer {}" "$BODY" '{}'
+check "events: each room left as room.leave would, then session.revoked" "$(evs)" \
+  "${PFX}ch:u:{cd} room.left; ${PFX}ch:r:{cg1} member.left; ${PFX}ch:r:{cg1} room.updated; ${PFX}ch:u:{cd} room.left; ${PFX}ch:u:{cd} room.left; ${PFX}ch:r:{dcp} member.left; ${PFX}ch:u:{cd} session.revoked"
+check "frames" "$(evdata 0)|$(evdata 1)|$(jf "${EVFR[2]:-}" data.owner)|$(evdata 3)|$(evdata 5)|${EVFR[6]:-}" \
+  '{"room":"cg1"}|{"room":"cg1","member":"cd"}|cm1|{"room":"cg2"}|{"room":"dcp","member":"cd"}|{"ev":"session.revoked","data":{"code":4403}}'
+check "cg2 (left by its last member) is deleted" "$(rc EXISTS "${PFX}r:{cg2}" "${PFX}r:{cg2}:m")" 0
+check "dcp stays with cp" "$(rc HKEYS "${PFX}r:{dcp}:m")|$(rc HGET "${PFX}r:{dcp}" members_count)" "cp|1"
+check "the pair key is gone" "$(rc EXISTS "${PFX}direct:{cd|cp}")" 0
+check "cd's messages stay" "$(rc XLEN "${PFX}r:{cg1}:log")" 1
+check "profile: only the revocation mark" "$(rc HKEYS "${PFX}u:{cd}" | sort | tr '\n' ' ')" "deleted tokens_valid_after "
+check "rooms index gone" "$(rc EXISTS "${PFX}u:{cd}:rooms")" 0
+CDM=$(rc HGET "${PFX}u:{cd}" tokens_valid_after)
+call imkit_client_get '' '{"ids":["cd","cp"]}'
+check "client_get leaves cd out" "$(ids clients)" cp
+call imkit_room_list cp '{"limit":5}'
+check "cp's direct summary: no peer" "$(j rooms.0.id)|$(j rooms.0.peer)|$(j rooms.0.members_count)" "dcp|null|1"
+call imkit_room_get cm2 '{"room":"cg1"}'
+check "cg1 without cd, cm1 owner" "$(ids members)|$(j owner)" "cm1 cm2|cm1"
+
+call imkit_auth '' '{"tok":"h-cd"}'
+check "the old opaque token is refused" "$ST|$BODY" "unauthenticated|token revoked"
+call imkit_auth '' "{\"sub\":\"cd\",\"iat\":$CDM}"
+expect unauthenticated "a JWT of the deletion second"
+call imkit_auth '' '{"sub":"cd"}'
+expect unauthenticated "a JWT without iat"
+call imkit_me_update cd '{"name":"back"}'
+check "a late me.update of the deleted client" "$ST|$BODY" "unauthenticated|client cd was deleted"
+check "refusals did not recreate it" "$(rc HKEYS "${PFX}u:{cd}" | sort | tr '\n' ' ')" "deleted tokens_valid_after "
+call imkit_client_delete '' '{"id":"cd"}'
+expect not_found "deleting again"
+call imkit_tokens_revoke '' '{"id":"cd"}'
+expect not_found "revoking a deleted client"
+
+call imkit_auth '' "{\"sub\":\"cd\",\"iat\":$((CDM + 1)),\"name\":\"CD 2\"}"
+check "a token issued after the deletion recreates cd" "$ST|$BODY" 'ok|{"id":"cd","name":"CD 2","avatar":null,"meta":null}'
+check "not deleted any more, mark kept" "$(rc HEXISTS "${PFX}u:{cd}" deleted)|$(rc HGET "${PFX}u:{cd}" tokens_valid_after)" "0|$CDM"
+call imkit_client_get '' '{"ids":["cd"]}'
+check "client_get finds it" "$(ids clients)" cd
+call imkit_room_create cp '{"type":"direct","members":["cd"],"new_id":"dcp2"}'
+check "the pair gets a new direct room" "$(j id)|$(j created)|$(j members_count)" "dcp2|true|2"
+
+call imkit_room_leave cp '{"room":"dcp"}'
+expect bad_request "cp cannot leave the direct room itself"
+call imkit_client_delete '' '{"id":"cp"}'
+check "deleting cp: dcp (left by both) is deleted" "$(rc EXISTS "${PFX}r:{dcp}" "${PFX}r:{dcp}:m")|$(evs | tr ';' '\n' | grep -c 'room.left')" "0|2"
+check "dcp2 keeps cd" "$(rc HKEYS "${PFX}r:{dcp2}:m")|$(rc EXISTS "${PFX}direct:{cd|cp}")" "cd|0"
+
+call imkit_members_add cm1 '{"room":"cg1","members":["cp"]}'
+check "a deleted id named as a member gets a profile again" "$ST|$(rc HGET "${PFX}u:{cp}" name)|$(rc HEXISTS "${PFX}u:{cp}" deleted)" "ok|cp|0"
+
+#######################################################################################
+section "presence"
+call imkit_presence_set '' '{"client":"pz","gw":"gw1","delta":1}'
+expect ok "first session"
+check "answer" "$BODY" '{"online":true}'
+check "the reply carries no event: it was published" "$RNEV" 0
+check "presence event on the presence channel" "$(evs)|${EVFR[0]:-}" \
+  "${PFX}ch:p:{pz} presence|"'{"ev":"presence","data":{"client":"pz","online":true,"last_seen":null}}'
+check "online hash, gateway set" "$(rc HGET "${PFX}online:{pz}" gw1)|$(rc SISMEMBER "${PFX}gwc:gw1" pz)" "1|1"
+call imkit_presence_set '' '{"client":"pz","gw":"gw1","delta":1}'
+check "a second session: no event" "$BODY|$NEV|$(rc HGET "${PFX}online:{pz}" gw1)" '{"online":true}|0|2'
+call imkit_presence_set '' '{"client":"pz","gw":"gw2","delta":1}'
+check "another gateway: no event" "$NEV" 0
+call imkit_presence_set '' '{"client":"pz","gw":"gw1","delta":-1}'
+call imkit_presence_set '' '{"client":"pz","gw":"gw1","delta":-1}'
+check "gw1 at 0: field dropped, still online" "$BODY|$NEV|$(rc HEXISTS "${PFX}online:{pz}" gw1)|$(rc SISMEMBER "${PFX}gwc:gw1" pz)" \
+  '{"online":true}|0|0|0'
+B=$(now_ms)
+call imkit_presence_set '' '{"client":"pz","gw":"gw2","delta":-1}'
+A=$(now_ms)
+check "the last session: offline" "$BODY|$(evs)" "{\"online\":false}|${PFX}ch:p:{pz} presence"
+LS=$(jf "${EVFR[0]:-}" data.last_seen)
+check "event data" "$(jf "${EVFR[0]:-}" data.client)|$(jf "${EVFR[0]:-}" data.online)" "pz|false"
+[ "$LS" -ge "$B" ] && [ "$LS" -le "$A" ] && ok "last_seen = now" || bad "last_seen" "$LS not in $B..$A"
+check "last_seen stored, no gateway left" "$(rc HGETALL "${PFX}online:{pz}" | tr '\n' ' ')" "last_seen $LS "
+call imkit_presence_set '' '{"client":"pz","gw":"gw3","delta":-1}'
+check "a stray decrement: nothing" "$BODY|$NEV|$(rc HEXISTS "${PFX}online:{pz}" gw3)" '{"online":false}|0|0'
+call imkit_presence_set '' '{"client":"pz","gw":"gw1","delta":1}'
+check "back online: last_seen is the previous one" "$(evdata 0)" "{\"client\":\"pz\",\"online\":true,\"last_seen\":$LS}"
+call imkit_presence_set '' '{"client":"pz","gw":"gw1"}'
+check "delta required" "$ST|$BODY" "bad_request|delta: required"
+call imkit_presence_set '' '{"gw":"gw1","delta":1}'
+expect bad_request "client required"
+
+call imkit_presence_get alice '{"ids":["pz","nobody","pz"]}'
+expect ok "presence_get"
+check "every id given, unknown ones offline" "$BODY" \
+  "{\"clients\":[{\"id\":\"pz\",\"online\":true,\"last_seen\":$LS},{\"id\":\"nobody\",\"online\":false,\"last_seen\":null}]}"
+call imkit_presence_get '' '{"ids":[]}'
+check "no ids" "$BODY" '{"clients":[]}'
+
+#######################################################################################
+section "gateway_gone"
+# gwA counts pa (2 sessions), pb and pz; pb is also on gwB.
+call imkit_presence_set '' '{"client":"pb","gw":"gwA","delta":1}'
+call imkit_presence_set '' '{"client":"pa","gw":"gwA","delta":1}'
+call imkit_presence_set '' '{"client":"pa","gw":"gwA","delta":1}'
+call imkit_presence_set '' '{"client":"pb","gw":"gwB","delta":1}'
+call imkit_presence_set '' '{"client":"pz","gw":"gwA","delta":1}'
+B=$(now_ms)
+call imkit_gateway_gone '' '{"gw":"gwA"}'
+A=$(now_ms)
+expect ok "gateway_gone"
+check "cleaned" "$BODY" '{"cleaned":3}'
+check "pa goes offline (pb is on gwB, pz on gw1)" "$(evs)|$RNEV" "${PFX}ch:p:{pa} presence|0"
+LS=$(jf "${EVFR[0]:-}" data.last_seen)
+check "event" "$(jf "${EVFR[0]:-}" data.client)|$(jf "${EVFR[0]:-}" data.online)" "pa|false"
+[ "$LS" -ge "$B" ] && [ "$LS" -le "$A" ] && ok "last_seen = now" || bad "last_seen" "$LS not in $B..$A"
+check "fields dropped, set gone" "$(rc HEXISTS "${PFX}online:{pa}" gwA)|$(rc HEXISTS "${PFX}online:{pb}" gwA)|$(rc HGET "${PFX}online:{pb}" gwB)|$(rc EXISTS "${PFX}gwc:gwA")" "0|0|1|0"
+call imkit_presence_get '' '{"ids":["pa","pb","pz"]}'
+check "presence after" "$(j clients.0.online)|$(j clients.1.online)|$(j clients.2.online)" "false|true|true"
+call imkit_gateway_gone '' '{"gw":"gwA"}'
+check "again: nothing" "$BODY|$NEV" '{"cleaned":0}|0'
+call imkit_presence_set '' '{"client":"pa","gw":"gwA","delta":-1}'
+check "a late decrement from the dead gateway: nothing" "$BODY|$NEV|$(rc HEXISTS "${PFX}online:{pa}" gwA)" '{"online":false}|0|0'
+call imkit_gateway_gone '' '{}'
+expect bad_request "gw required"
 
 #######################################################################################
 section "prefix"

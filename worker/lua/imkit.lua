@@ -17,6 +17,9 @@ Calling
 Reply
   { 'ok', <JSON data>, channel1, frame1, channel2, frame2, ... }   events to publish, in order
   { <error code>, <human message> }                                nothing was written
+  The caller publishes the events: the worker, for jobs. Functions that gateways call
+  directly for their own bookkeeping (registered SELF_PUBLISH: imkit_presence_set,
+  imkit_gateway_gone) PUBLISH their events themselves, in order, and reply { 'ok', data }.
 
 Failures
   fail(code, msg) throws a marked error that entry() turns into the error reply. Every
@@ -336,7 +339,8 @@ local function emit_skip(channel, skip, ev, data)
 end
 
 -- Wraps a handler(args) -> data into a Redis Function callback speaking the reply format.
-local function entry(handler)
+-- self_publish: publish the queued events here instead of returning them (header: Reply).
+local function entry(handler, self_publish)
   return function(keys, argv)
     if argv[1] == nil or argv[2] == nil then
       error('imkit: call as FCALL <function> 0 <prefix> <from> <msgpack args>')
@@ -354,7 +358,14 @@ local function entry(handler)
       error(data, 0) -- a real fault: let Redis report it
     end
     local reply = { 'ok', json(data) }
-    for _, x in ipairs(EVENTS) do reply[#reply + 1] = x end
+    for i = 1, #EVENTS, 2 do
+      if self_publish then
+        redis.call('PUBLISH', EVENTS[i], EVENTS[i + 1])
+      else
+        reply[#reply + 1] = EVENTS[i]
+        reply[#reply + 1] = EVENTS[i + 1]
+      end
+    end
     return reply
   end
 end
@@ -546,7 +557,8 @@ local function direct_peer(rid, id)
   return nil
 end
 
--- Hook for how a stored message reads back (issue 3: edits, recalls, reactions).
+-- How a stored message text reads back. Texts reach here already current: page_texts
+-- overlays edits on log pages, and last_msg is rewritten with its message (set_current).
 local function stored_message(text)
   return raw_or_null(text)
 end
@@ -877,12 +889,13 @@ local function fn_client_delete(args)
   return obj()
 end
 
--- imkit_presence_set (gateways, FCALL): args client, gw, delta  ->  {"online"}
+-- imkit_presence_set (gateways, FCALL; publishes itself): args client, gw, delta  ->  {"online"}
 -- Adds delta to gateway gw's count of the client's sessions; presence event on a change.
 local function fn_presence_set(args)
   local id = arg_str(args, 'client', true)
   local gw = arg_str(args, 'gw', true)
   local delta = arg_int(args, 'delta', true)
+  if gw == 'last_seen' then fail('bad_request', 'gw: last_seen is not a gateway id') end
   local was_online = presence_of(id)
   local n = redis.call('HINCRBY', K.online(id), gw, fmt_int(delta))
   if n > 0 then
@@ -904,8 +917,9 @@ local function fn_presence_get(args)
   return obj('clients', clients)
 end
 
--- imkit_gateway_gone: args gw  ->  {"cleaned":n}. Drops a dead gateway's counts from
--- every client it counted (gwc:<gw>); clients left with no session go offline.
+-- imkit_gateway_gone (gateways, FCALL; publishes itself): args gw  ->  {"cleaned":n}.
+-- Drops a dead gateway's counts from every client it counted (gwc:<gw>); clients left
+-- with no session go offline.
 local function fn_gateway_gone(args)
   local gw = arg_str(args, 'gw', true)
   local ids = redis.call('SMEMBERS', K.gw_clients(gw))
@@ -1443,6 +1457,7 @@ end
 ---------------------------------------------------------------------------------------
 
 local WRITE, QUERY = {}, { 'no-writes' }
+local SELF_PUBLISH = true -- 4th column: the function publishes its events (header: Reply)
 
 local FUNCTIONS = {
   { 'imkit_auth', fn_auth, WRITE },
@@ -1467,12 +1482,12 @@ local FUNCTIONS = {
   { 'imkit_sync', fn_sync, QUERY },
   { 'imkit_client_delete', fn_client_delete, WRITE },
   { 'imkit_tokens_revoke', fn_tokens_revoke, WRITE },
-  { 'imkit_presence_set', fn_presence_set, WRITE },
+  { 'imkit_presence_set', fn_presence_set, WRITE, SELF_PUBLISH },
   { 'imkit_presence_get', fn_presence_get, QUERY },
-  { 'imkit_gateway_gone', fn_gateway_gone, WRITE },
+  { 'imkit_gateway_gone', fn_gateway_gone, WRITE, SELF_PUBLISH },
 }
 
 for i = 1, #FUNCTIONS do -- a plain loop: ipairs is not reachable at load time
   local f = FUNCTIONS[i]
-  redis.register_function{ function_name = f[1], callback = entry(f[2]), flags = f[3] }
+  redis.register_function{ function_name = f[1], callback = entry(f[2], f[4]), flags = f[3] }
 end

@@ -18,6 +18,7 @@ struct imk_fanout;
 struct imk_public;
 struct imk_admin;
 struct imk_tls;
+struct imk_admission;
 
 typedef struct imk_gateway {
     const imk_config_t *cfg;
@@ -31,7 +32,8 @@ typedef struct imk_gateway {
     struct imk_fanout *fanout;
     struct imk_public *public_listener;
     struct imk_admin *admin;
-    imk_map_t *sessions; /* session id -> imk_session_t */
+    struct imk_admission *admission; /* connection caps of the public listener */
+    imk_map_t *sessions;             /* session id -> imk_session_t */
     uint64_t next_session_id;
     bool stopping;
 } imk_gateway_t;

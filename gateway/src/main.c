@@ -1,6 +1,7 @@
 /* imkit-gateway: wires the configuration, the Redis links, the listeners and the fan-out
  * together, runs the event loop, and stops gracefully on SIGTERM or SIGINT. */
 #include "admin.h"
+#include "admission.h"
 #include "dispatch.h"
 #include "fanout.h"
 #include "gateway.h"
@@ -99,11 +100,14 @@ static int start(imk_gateway_t *gw)
             return -1;
         }
     }
+    gw->admission =
+        imk_admission_create(gw->cfg->limits_connections, gw->cfg->limits_connections_per_ip);
     gw->sessions = imk_map_create();
     gw->pending = imk_pending_create(gw->base, gw->cfg->gateway_request_timeout_ms);
     gw->fanout = imk_fanout_create(gw);
     gw->link = imk_link_create(gw->base, gw->cfg, on_channel_message, NULL, gw);
-    if (gw->sessions == NULL || gw->pending == NULL || gw->fanout == NULL || gw->link == NULL) {
+    if (gw->admission == NULL || gw->sessions == NULL || gw->pending == NULL ||
+        gw->fanout == NULL || gw->link == NULL) {
         fprintf(stderr, "imkit-gateway: cannot start (bad redis.url or no memory)\n");
         return -1;
     }
@@ -117,6 +121,9 @@ static int start(imk_gateway_t *gw)
 
 static void stop(imk_gateway_t *gw)
 {
+    if (gw->sessions != NULL) {
+        imk_session_destroy_all(gw);
+    }
     imk_admin_destroy(gw->admin);
     imk_public_destroy(gw->public_listener);
     imk_pending_destroy(gw->pending);
@@ -125,6 +132,7 @@ static void stop(imk_gateway_t *gw)
     imk_map_destroy(gw->sessions);
     imk_jwt_keys_destroy(gw->jwt);
     imk_tls_destroy(gw->tls);
+    imk_admission_destroy(gw->admission);
 }
 
 int main(int argc, char **argv)

@@ -2,6 +2,7 @@
  * hands the socket to a WebSocket session or answers and closes. */
 #define _GNU_SOURCE /* strcasestr */
 #include "public.h"
+#include "admission.h"
 #include "imkit/err.h"
 #include "imkit/log.h"
 #include "link.h"
@@ -26,7 +27,6 @@
 #include <sys/queue.h>
 
 #define HEAD_MAX 8192
-#define HEAD_TIMEOUT_S 10
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 struct imk_public {
@@ -41,7 +41,8 @@ struct http_conn {
     http_parser parser;
     size_t head_bytes;
     bool head_done;
-    bool responding; /* an answer is queued: close once written */
+    bool responding;         /* an answer is queued: close once written */
+    char peer[IMK_PEER_MAX]; /* counted by the admission caps until freed or upgraded */
     char url[2048];
     size_t url_len;
     char field[64];
@@ -60,6 +61,7 @@ struct http_conn {
 
 static void conn_free(struct http_conn *c)
 {
+    imk_admission_leave(c->owner->gw->admission, c->peer);
     bufferevent_free(c->bev);
     free(c);
 }
@@ -243,9 +245,11 @@ static void upgrade(struct http_conn *c)
                         accept, c->offers_imkit_v1 ? "Sec-WebSocket-Protocol: imkit.v1\r\n" : "");
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     struct bufferevent *bev = c->bev;
-    c->bev = NULL;
+    char peer[IMK_PEER_MAX];
+    memcpy(peer, c->peer, sizeof(peer));
     free(c);
-    if (imk_session_create(gw, bev) == NULL) {
+    if (imk_session_create(gw, bev, peer) == NULL) {
+        imk_admission_leave(gw->admission, peer);
         bufferevent_free(bev);
     }
 }
@@ -374,9 +378,13 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
                       int socklen, void *arg)
 {
     (void)listener;
-    (void)sa;
     (void)socklen;
     imk_public_t *p = arg;
+    char peer[IMK_PEER_MAX];
+    if (imk_admission_enter(p->gw->admission, sa, peer) != 0) {
+        evutil_closesocket(fd); /* over a connection cap: nothing read, nothing allocated */
+        return;
+    }
     struct http_conn *c = calloc(1, sizeof(*c));
     struct bufferevent *bev = imk_tls_accept(p->gw->tls, p->gw->base, fd);
     if (c == NULL || bev == NULL) {
@@ -384,13 +392,16 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
         if (bev != NULL) {
             bufferevent_free(bev);
         }
+        imk_admission_leave(p->gw->admission, peer);
         return;
     }
+    memcpy(c->peer, peer, sizeof(peer));
     c->owner = p;
     c->bev = bev;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    struct timeval head_timeout = {HEAD_TIMEOUT_S, 0};
+    int ms = p->gw->cfg->limits_head_timeout_ms;
+    struct timeval head_timeout = {ms / 1000, (ms % 1000) * 1000};
     bufferevent_set_timeouts(bev, &head_timeout, &head_timeout);
     bufferevent_setcb(bev, on_head_read, NULL, on_conn_event, c);
     bufferevent_enable(bev, EV_READ);

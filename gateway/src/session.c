@@ -1,6 +1,7 @@
 /* The client protocol on one connection: frame parsing, `auth`, `ping`, and every other
  * operation through ops.c and dispatch.c; answers and events written back as JSON text. */
 #include "session.h"
+#include "admission.h"
 #include "dispatch.h"
 #include "fanout.h"
 #include "imkit/err.h"
@@ -20,7 +21,6 @@
 #include <string.h>
 
 #define NO_ID (-1) /* a request whose id could not be read: answered with "id": null */
-#define SLOW_READER_BYTES (1024 * 1024)
 #define TYPING_INTERVAL_MS 1000
 
 static void send_error(imk_session_t *s, int64_t id, const char *code, const char *message)
@@ -472,6 +472,7 @@ static void on_text(void *arg, const char *text, size_t len)
 static void session_destroy(imk_session_t *s)
 {
     imk_map_remove_u64(s->gw->sessions, s->id);
+    imk_admission_leave(s->gw->admission, s->peer);
     if (s->waiting > 0) {
         imk_pending_forget(s->gw->pending, s);
     }
@@ -491,7 +492,7 @@ static void on_closed(void *arg)
     session_destroy(arg);
 }
 
-imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev)
+imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev, const char *peer)
 {
     static const imk_ws_callbacks_t callbacks = {on_text, on_closed};
     imk_session_t *s = calloc(1, sizeof(*s));
@@ -500,6 +501,7 @@ imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev)
     }
     s->gw = gw;
     s->id = ++gw->next_session_id;
+    snprintf(s->peer, sizeof(s->peer), "%s", peer);
     s->rooms = imk_map_create();
     s->watching = imk_map_create();
     s->deadline = evtimer_new(gw->base, on_token_expired, s);
@@ -509,8 +511,12 @@ imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev)
         imk_map_put_u64(gw->sessions, s->id, s) != 0) {
         goto fail;
     }
-    s->ws =
-        imk_ws_create(bev, (size_t)gw->cfg->limits_ws_message, SLOW_READER_BYTES, &callbacks, s);
+    const imk_ws_limits_t limits = {
+        (size_t)gw->cfg->limits_ws_message, (size_t)gw->cfg->limits_slow_reader_bytes,
+        gw->cfg->limits_ping_interval_ms,   gw->cfg->limits_ping_misses,
+        gw->cfg->limits_message_timeout_ms,
+    };
+    s->ws = imk_ws_create(bev, &limits, &callbacks, s);
     if (s->ws == NULL) {
         imk_map_remove_u64(gw->sessions, s->id);
         goto fail;
@@ -550,4 +556,27 @@ static void close_going_away(const char *key, size_t len, void *value, void *arg
 void imk_session_close_all(imk_gateway_t *gw)
 {
     imk_map_foreach(gw->sessions, close_going_away, NULL);
+}
+
+static void collect_session(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    imk_session_t ***next = arg;
+    *(*next)++ = value;
+}
+
+void imk_session_destroy_all(imk_gateway_t *gw)
+{
+    size_t n = imk_map_size(gw->sessions);
+    imk_session_t **all = calloc(n + 1, sizeof(*all));
+    if (all == NULL) {
+        return;
+    }
+    imk_session_t **next = all;
+    imk_map_foreach(gw->sessions, collect_session, &next);
+    for (size_t i = 0; i < n; i++) {
+        session_destroy(all[i]);
+    }
+    free(all);
 }

@@ -19,6 +19,7 @@ typedef struct imk_session {
     imk_gateway_t *gw;
     uint64_t id;
     struct imk_ws *ws;
+    char peer[64]; /* source address, counted by the admission caps */
     bool authenticated;
     bool auth_in_flight;
     int auth_failures;
@@ -33,8 +34,9 @@ typedef struct imk_session {
     int refused;                 /* requests refused rate_limited in a row */
 } imk_session_t;
 
-/* Takes ownership of bev, already upgraded. Returns NULL on no memory (bev not taken). */
-imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev);
+/* Takes ownership of bev, already upgraded, and of the admission slot of peer (given back
+ * when the session ends). Returns NULL on no memory (neither taken). */
+imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev, const char *peer);
 
 /* Writes an event or answer frame (JSON text) to the client. */
 void imk_session_send(imk_session_t *s, const char *data, size_t len);
@@ -44,5 +46,8 @@ void imk_session_close(imk_session_t *s, uint16_t code, const char *reason);
 
 /* Closes every session with 1001 (gateway shutdown). */
 void imk_session_close_all(imk_gateway_t *gw);
+
+/* Frees every session still open (after the loop ended). */
+void imk_session_destroy_all(imk_gateway_t *gw);
 
 #endif

@@ -11,12 +11,16 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <wslay/wslay.h>
 
 struct imk_ws {
     struct bufferevent *bev;
     wslay_event_context_ptr ctx;
-    size_t max_queued;
+    imk_ws_limits_t limits;
+    struct event *keepalive;  /* every ping interval: ping, or give up on a silent peer */
+    int64_t last_rx_ms;       /* when the peer last sent anything */
+    int64_t message_start_ms; /* when the message in progress began; 0: none */
     imk_ws_callbacks_t cb;
     void *arg;
     bool closing;            /* we queued a close frame: free once it is written */
@@ -35,6 +39,23 @@ static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t l
         return -1;
     }
     return (ssize_t)n;
+}
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user_data)
+{
+    (void)ctx;
+    imk_ws_t *ws = user_data;
+    if (!wslay_is_ctrl_frame(arg->opcode) && ws->message_start_ms == 0) {
+        ws->message_start_ms = now_ms();
+    }
 }
 
 static ssize_t on_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
@@ -73,6 +94,9 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
 {
     (void)ctx;
     imk_ws_t *ws = user_data;
+    if (!wslay_is_ctrl_frame(m->opcode)) {
+        ws->message_start_ms = 0;
+    }
     if (ws->closing || wslay_is_ctrl_frame(m->opcode)) {
         return; /* wslay answers pings and close frames itself */
     }
@@ -98,7 +122,7 @@ static void flush(imk_ws_t *ws)
         return;
     }
     size_t queued = evbuffer_get_length(bufferevent_get_output(ws->bev));
-    if (!ws->closing && queued > ws->max_queued) {
+    if (!ws->closing && queued > ws->limits.max_queued) {
         IMK_INFO("ws_slow_reader", "queued=%zu", queued);
         imk_ws_close(ws, 4408, "too slow to read");
         return;
@@ -113,6 +137,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     imk_ws_t *ws = arg;
+    ws->last_rx_ms = now_ms();
     int rc = wslay_event_recv(ws->ctx);
     if (rc != 0) {
         IMK_DEBUG("ws_recv_failed", "error=%d", rc);
@@ -137,11 +162,34 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     notify_closed(arg); /* EOF, error or timeout: the peer is gone */
 }
 
-imk_ws_t *imk_ws_create(struct bufferevent *bev, size_t max_message, size_t max_queued,
+/* Pings a quiet peer, closes a silent one (1001), and one whose message never completes
+ * (1008): a peer that trickles a frame forever holds memory and a slot. */
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    imk_ws_t *ws = arg;
+    int64_t now = now_ms();
+    if (ws->closing || ws->closed) {
+        return;
+    }
+    if (ws->message_start_ms != 0 && now - ws->message_start_ms > ws->limits.message_timeout_ms) {
+        imk_ws_close(ws, 1008, "message not completed in time");
+    } else if (now - ws->last_rx_ms >=
+               (int64_t)ws->limits.ping_interval_ms * ws->limits.ping_misses) {
+        imk_ws_close(ws, 1001, "no answer to pings");
+    } else if (now - ws->last_rx_ms >= ws->limits.ping_interval_ms) {
+        struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
+        wslay_event_queue_msg(ws->ctx, &ping);
+        flush(ws);
+    }
+}
+
+imk_ws_t *imk_ws_create(struct bufferevent *bev, const imk_ws_limits_t *limits,
                         const imk_ws_callbacks_t *callbacks, void *arg)
 {
     static const struct wslay_event_callbacks wslay_callbacks = {
-        on_wslay_recv, on_wslay_send, NULL, NULL, NULL, NULL, on_wslay_msg,
+        on_wslay_recv, on_wslay_send, NULL, on_frame_start, NULL, NULL, on_wslay_msg,
     };
     imk_ws_t *ws = calloc(1, sizeof(*ws));
     if (ws == NULL) {
@@ -151,15 +199,27 @@ imk_ws_t *imk_ws_create(struct bufferevent *bev, size_t max_message, size_t max_
         free(ws);
         return NULL;
     }
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, max_message);
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, limits->max_message);
+    ws->limits = *limits;
     ws->closed_ev = evtimer_new(bufferevent_get_base(bev), on_closed_event, ws);
-    if (ws->closed_ev == NULL) {
+    /* The keepalive tick is finer than the limits it enforces, by a factor of four. */
+    int tick =
+        (limits->ping_interval_ms < limits->message_timeout_ms ? limits->ping_interval_ms
+                                                               : limits->message_timeout_ms) /
+        4;
+    ws->keepalive = event_new(bufferevent_get_base(bev), -1, EV_PERSIST, on_keepalive, ws);
+    if (ws->closed_ev == NULL || ws->keepalive == NULL) {
+        if (ws->closed_ev != NULL) {
+            event_free(ws->closed_ev);
+        }
         wslay_event_context_free(ws->ctx);
         free(ws);
         return NULL;
     }
+    struct timeval tv = {tick / 1000, (tick % 1000) * 1000};
+    evtimer_add(ws->keepalive, &tv);
+    ws->last_rx_ms = now_ms();
     ws->bev = bev;
-    ws->max_queued = max_queued;
     ws->cb = *callbacks;
     ws->arg = arg;
     bufferevent_setcb(bev, on_read, on_write, on_event, ws);
@@ -177,6 +237,7 @@ void imk_ws_destroy(imk_ws_t *ws)
         return;
     }
     event_free(ws->closed_ev);
+    event_free(ws->keepalive);
     wslay_event_context_free(ws->ctx);
     bufferevent_free(ws->bev);
     free(ws);

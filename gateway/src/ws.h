@@ -19,10 +19,17 @@ typedef struct imk_ws_callbacks {
     void (*on_closed)(void *arg);
 } imk_ws_callbacks_t;
 
-/* Takes ownership of bev (freed by imk_ws_destroy). max_message bounds a defragmented
- * message (close 1009 above it); max_queued bounds the bytes queued to a slow reader
- * (close 4408 above it). Returns NULL on no memory. */
-imk_ws_t *imk_ws_create(struct bufferevent *bev, size_t max_message, size_t max_queued,
+typedef struct imk_ws_limits {
+    size_t max_message;     /* a defragmented message; close 1009 above it */
+    size_t max_queued;      /* bytes queued to a slow reader; close 4408 above it */
+    int ping_interval_ms;   /* a ping after this long without any frame from the peer */
+    int ping_misses;        /* close 1001 after this many intervals without any frame */
+    int message_timeout_ms; /* a message begun must be complete within this; close 1008 */
+} imk_ws_limits_t;
+
+/* Takes ownership of bev (freed by imk_ws_destroy). limits is copied. Returns NULL on no
+ * memory. */
+imk_ws_t *imk_ws_create(struct bufferevent *bev, const imk_ws_limits_t *limits,
                         const imk_ws_callbacks_t *callbacks, void *arg);
 void imk_ws_destroy(imk_ws_t *ws);
 

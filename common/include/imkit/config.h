@@ -41,6 +41,13 @@ typedef struct imk_config {
     int events_retention_s;
 
     int limits_ws_message;
+    int limits_slow_reader_bytes;
+    int limits_ping_interval_ms;
+    int limits_ping_misses;
+    int limits_message_timeout_ms;
+    int limits_head_timeout_ms;
+    int limits_connections;
+    int limits_connections_per_ip;
     int limits_text;
     int limits_payload;
     int limits_ids;

@@ -1,10 +1,10 @@
 /* Public listener: accepts, reads one request head (bounded in size and time), then either
  * hands the socket to a WebSocket session or answers and closes. */
-#define _GNU_SOURCE /* strcasestr */
 #include "public.h"
 #include "admission.h"
 #include "imkit/err.h"
 #include "imkit/log.h"
+#include "http_head.h"
 #include "link.h"
 #include "listen_addr.h"
 #include "session.h"
@@ -17,7 +17,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
-#include <http_parser.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdbool.h>
@@ -26,7 +25,6 @@
 #include <strings.h>
 #include <sys/queue.h>
 
-#define HEAD_MAX 8192
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 struct imk_public {
@@ -38,30 +36,14 @@ struct imk_public {
 struct http_conn {
     imk_public_t *owner;
     struct bufferevent *bev;
-    http_parser parser;
-    size_t head_bytes;
-    bool head_done;
-    bool responding;         /* an answer is queued: close once written */
+    imk_http_head_t *head;
     char peer[IMK_PEER_MAX]; /* counted by the admission caps until freed or upgraded */
-    char url[2048];
-    size_t url_len;
-    char field[64];
-    size_t field_len;
-    char value[1024];
-    size_t value_len;
-    bool in_value;
-    bool upgrade_websocket;
-    bool connection_upgrade;
-    bool offers_imkit_v1;
-    char ws_key[64];
-    char ws_version[8];
-    char origin[256];
-    bool has_origin;
 };
 
 static void conn_free(struct http_conn *c)
 {
     imk_admission_leave(c->owner->gw->admission, c->peer);
+    imk_http_head_destroy(c->head);
     bufferevent_free(c->bev);
     free(c);
 }
@@ -82,7 +64,6 @@ static void respond(struct http_conn *c, int status, const char *reason, const c
                         "Cache-Control: no-cache\r\nConnection: close\r\n%s\r\n",
                         status, reason, type, body_len, extra_headers);
     evbuffer_add(out, body, body_len);
-    c->responding = true;
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setcb(c->bev, NULL, on_response_written, NULL, c);
     bufferevent_enable(c->bev, EV_WRITE);
@@ -92,88 +73,6 @@ static void respond_text(struct http_conn *c, int status, const char *reason, co
 {
     respond(c, status, reason, "text/plain; charset=utf-8", "", text, strlen(text));
 }
-
-/* http-parser callbacks: collect the URL and the few headers we need. */
-
-static void header_done(struct http_conn *c)
-{
-    c->field[c->field_len] = '\0';
-    c->value[c->value_len] = '\0';
-    if (strcasecmp(c->field, "Upgrade") == 0) {
-        c->upgrade_websocket = strcasecmp(c->value, "websocket") == 0;
-    } else if (strcasecmp(c->field, "Connection") == 0) {
-        c->connection_upgrade = strcasestr(c->value, "upgrade") != NULL;
-    } else if (strcasecmp(c->field, "Sec-WebSocket-Key") == 0) {
-        snprintf(c->ws_key, sizeof(c->ws_key), "%.*s", (int)sizeof(c->ws_key) - 1, c->value);
-    } else if (strcasecmp(c->field, "Sec-WebSocket-Version") == 0) {
-        snprintf(c->ws_version, sizeof(c->ws_version), "%.*s", (int)sizeof(c->ws_version) - 1,
-                 c->value);
-    } else if (strcasecmp(c->field, "Origin") == 0) {
-        snprintf(c->origin, sizeof(c->origin), "%.*s", (int)sizeof(c->origin) - 1, c->value);
-        c->has_origin = true;
-    } else if (strcasecmp(c->field, "Sec-WebSocket-Protocol") == 0) {
-        /* A comma-separated list; we speak only imkit.v1. */
-        for (char *tok = strtok(c->value, ", "); tok != NULL; tok = strtok(NULL, ", ")) {
-            if (strcmp(tok, "imkit.v1") == 0) {
-                c->offers_imkit_v1 = true;
-            }
-        }
-    }
-    c->field_len = c->value_len = 0;
-    c->in_value = false;
-}
-
-static int append_bounded(char *dst, size_t *len, size_t cap, const char *at, size_t n)
-{
-    size_t take = *len + n < cap - 1 ? n : cap - 1 - *len;
-    memcpy(dst + *len, at, take);
-    *len += take;
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    if (c->url_len + n >= sizeof(c->url)) {
-        return 1; /* URL too long: a parse error answered 414 below */
-    }
-    return append_bounded(c->url, &c->url_len, sizeof(c->url), at, n);
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    if (c->in_value) {
-        header_done(c);
-    }
-    return append_bounded(c->field, &c->field_len, sizeof(c->field), at, n);
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    c->in_value = true;
-    return append_bounded(c->value, &c->value_len, sizeof(c->value), at, n);
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    struct http_conn *c = p->data;
-    if (c->in_value) {
-        header_done(c);
-    }
-    c->url[c->url_len] = '\0';
-    c->head_done = true;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static const http_parser_settings parser_settings = {
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-};
 
 /* base64(SHA-1(key + GUID)) */
 static void websocket_accept(const char *key, char out[32])
@@ -197,18 +96,18 @@ static bool websocket_key_valid(const char *key)
 /* gateway.allowed_origins: empty allows any; otherwise the Origin must be listed exactly.
  * A request without Origin (not a browser) is allowed: the check protects browser users
  * from other sites, it is not authentication. */
-static bool origin_allowed(const char *allowed, const struct http_conn *c)
+static bool origin_allowed(const char *allowed, const imk_http_request_t *r)
 {
-    if (allowed[0] == '\0' || !c->has_origin) {
+    if (allowed[0] == '\0' || !r->has_origin) {
         return true;
     }
-    size_t n = strlen(c->origin);
+    size_t n = strlen(r->origin);
     for (const char *p = allowed; *p != '\0';) {
         while (*p == ' ' || *p == ',') {
             p++;
         }
         size_t len = strcspn(p, ", ");
-        if (len == n && len > 0 && strncmp(p, c->origin, n) == 0) {
+        if (len == n && len > 0 && strncmp(p, r->origin, n) == 0) {
             return true;
         }
         p += len;
@@ -219,17 +118,18 @@ static bool origin_allowed(const char *allowed, const struct http_conn *c)
 static void upgrade(struct http_conn *c)
 {
     imk_gateway_t *gw = c->owner->gw;
-    if (c->parser.method != HTTP_GET || !c->upgrade_websocket || !c->connection_upgrade ||
-        !websocket_key_valid(c->ws_key)) {
+    const imk_http_request_t *r = imk_http_head_request(c->head);
+    if (r->method != IMK_HTTP_GET || !r->upgrade_websocket || !r->connection_upgrade ||
+        !websocket_key_valid(r->ws_key)) {
         respond_text(c, 400, "Bad Request", "a WebSocket upgrade is expected here\n");
         return;
     }
-    if (strcmp(c->ws_version, "13") != 0) {
+    if (strcmp(r->ws_version, "13") != 0) {
         respond(c, 426, "Upgrade Required", "text/plain", "Sec-WebSocket-Version: 13\r\n",
                 "WebSocket version 13 only\n", 26);
         return;
     }
-    if (!origin_allowed(gw->cfg->gateway_allowed_origins, c)) {
+    if (!origin_allowed(gw->cfg->gateway_allowed_origins, r)) {
         respond_text(c, 403, "Forbidden", "origin not allowed\n");
         return;
     }
@@ -238,15 +138,16 @@ static void upgrade(struct http_conn *c)
         return;
     }
     char accept[32];
-    websocket_accept(c->ws_key, accept);
+    websocket_accept(r->ws_key, accept);
     evbuffer_add_printf(bufferevent_get_output(c->bev),
                         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                         "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
-                        accept, c->offers_imkit_v1 ? "Sec-WebSocket-Protocol: imkit.v1\r\n" : "");
+                        accept, r->offers_imkit_v1 ? "Sec-WebSocket-Protocol: imkit.v1\r\n" : "");
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     struct bufferevent *bev = c->bev;
     char peer[IMK_PEER_MAX];
     memcpy(peer, c->peer, sizeof(peer));
+    imk_http_head_destroy(c->head);
     free(c);
     if (imk_session_create(gw, bev, peer) == NULL) {
         imk_admission_leave(gw->admission, peer);
@@ -295,14 +196,17 @@ static void serve_dev_token(struct http_conn *c, const char *query)
 
 static void route(struct http_conn *c)
 {
-    char *query = strchr(c->url, '?');
+    const imk_http_request_t *r = imk_http_head_request(c->head);
+    char url[sizeof(r->url)];
+    memcpy(url, r->url, sizeof(url));
+    char *query = strchr(url, '?');
     if (query != NULL) {
         *query++ = '\0';
     }
-    const char *path = c->url;
+    const char *path = url;
     if (strcmp(path, "/ws") == 0) {
         upgrade(c);
-    } else if (c->parser.method != HTTP_GET && c->parser.method != HTTP_HEAD) {
+    } else if (r->method == IMK_HTTP_OTHER) {
         respond_text(c, 405, "Method Not Allowed", "method not allowed\n");
     } else if (strcmp(path, "/healthz") == 0) {
         serve_health(c);
@@ -322,12 +226,11 @@ static void route(struct http_conn *c)
                             "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %lld\r\n"
                             "Cache-Control: no-cache\r\nConnection: close\r\n\r\n",
                             file.content_type, (long long)file.size);
-        if (c->parser.method == HTTP_GET) {
+        if (r->method == IMK_HTTP_GET) {
             evbuffer_add_file(out, file.fd, 0, file.size); /* takes the descriptor */
         } else {
             imk_static_close(&file);
         }
-        c->responding = true;
         bufferevent_disable(c->bev, EV_READ);
         bufferevent_setcb(c->bev, NULL, on_response_written, NULL, c);
         bufferevent_enable(c->bev, EV_WRITE);
@@ -338,30 +241,20 @@ static void on_head_read(struct bufferevent *bev, void *arg)
 {
     struct http_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    while (!c->head_done && evbuffer_get_length(in) > 0) {
+    int rc = IMK_HTTP_HEAD_MORE;
+    while (rc == IMK_HTTP_HEAD_MORE && evbuffer_get_length(in) > 0) {
         size_t avail = evbuffer_get_contiguous_space(in);
         const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
-        size_t used = http_parser_execute(&c->parser, &parser_settings, data, avail);
-        enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
-        evbuffer_drain(in, used);
-        c->head_bytes += used;
-        if (err != HPE_OK && err != HPE_PAUSED) {
-            respond_text(c, 400, "Bad Request", "malformed request\n");
-            return;
-        }
-        if (!c->head_done && c->head_bytes > HEAD_MAX) {
-            respond_text(c, 431, "Request Header Fields Too Large", "request head too large\n");
-            return;
-        }
+        size_t used;
+        rc = imk_http_head_feed(c->head, data, avail, &used);
+        evbuffer_drain(in, used); /* what follows the head stays: the first WebSocket frames */
     }
-    if (c->head_done) {
-        /* Paused in on_headers_complete, http-parser leaves the head's last '\n' unread;
-         * it is not the first byte of a WebSocket frame. */
-        unsigned char last;
-        if (evbuffer_copyout(in, &last, 1) == 1 && last == '\n') {
-            evbuffer_drain(in, 1);
-        }
+    if (rc == IMK_HTTP_HEAD_DONE) {
         route(c);
+    } else if (rc == IMK_ETOOBIG) {
+        respond_text(c, 431, "Request Header Fields Too Large", "request head too large\n");
+    } else if (rc != IMK_HTTP_HEAD_MORE) {
+        respond_text(c, 400, "Bad Request", "malformed request\n");
     }
 }
 
@@ -398,8 +291,11 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
     memcpy(c->peer, peer, sizeof(peer));
     c->owner = p;
     c->bev = bev;
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
+    c->head = imk_http_head_create();
+    if (c->head == NULL) {
+        conn_free(c);
+        return;
+    }
     int ms = p->gw->cfg->limits_head_timeout_ms;
     struct timeval head_timeout = {ms / 1000, (ms % 1000) * 1000};
     bufferevent_set_timeouts(bev, &head_timeout, &head_timeout);

@@ -485,22 +485,46 @@ static int build_room_read(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out
 
 /* Admin: PUT /v1/clients/{id}; the admin layer puts the path's id into data. A null field
  * is cleared. */
-static int build_client_put(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
-                            imk_op_route_t *route, imk_op_error_t *err)
+/* The profile fields of a client or a room, set or (given as null) cleared: PUT
+ * /v1/clients/{id} (id_field "id", the admin layer puts the path's id into data),
+ * room.update and PATCH /v1/rooms/{rid} ("room"), me.update (no id: the caller). */
+static int build_profile_change(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                                imk_op_route_t *route, imk_op_error_t *err, const char *id_field,
+                                const char *image_field)
 {
-    const char *id;
+    const char *id = NULL;
     struct profile_fields p;
-    if (read_id(data, "id", true, &id, err) != 0 ||
-        read_profile(ctx, data, "avatar", &p, err) != 0) {
+    if ((id_field != NULL && read_id(data, id_field, true, &id, err) != 0) ||
+        read_profile(ctx, data, image_field, &p, err) != 0) {
         return -1;
     }
     route->partition = id;
     struct args a;
     args_init(&a);
-    args_str(&a, "id", id, strlen(id));
-    args_profile(&a, "avatar", &p, data);
+    if (id != NULL) {
+        args_str(&a, id_field, id, strlen(id));
+    }
+    args_profile(&a, image_field, &p, data);
     free(p.meta);
     return args_finish(&a, out, err);
+}
+
+static int build_client_put(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                            imk_op_route_t *route, imk_op_error_t *err)
+{
+    return build_profile_change(ctx, data, out, route, err, "id", "avatar");
+}
+
+static int build_me_update(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                           imk_op_route_t *route, imk_op_error_t *err)
+{
+    return build_profile_change(ctx, data, out, route, err, NULL, "avatar");
+}
+
+static int build_room_update(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                             imk_op_route_t *route, imk_op_error_t *err)
+{
+    return build_profile_change(ctx, data, out, route, err, "room", "cover");
 }
 
 /* Admin: POST /v1/clients/{id}/tokens; the admin layer adds id and the token's hash. */
@@ -527,39 +551,6 @@ static int build_token_create(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *
     args_str(&a, "hash", hash, hash_len);
     args_int(&a, "ttl", ttl);
     args_int(&a, "iat", iat);
-    return args_finish(&a, out, err);
-}
-
-static int build_me_update(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
-                           imk_op_route_t *route, imk_op_error_t *err)
-{
-    (void)route;
-    struct profile_fields p;
-    if (read_profile(ctx, data, "avatar", &p, err) != 0) {
-        return -1;
-    }
-    struct args a;
-    args_init(&a);
-    args_profile(&a, "avatar", &p, data);
-    free(p.meta);
-    return args_finish(&a, out, err);
-}
-
-static int build_room_update(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
-                             imk_op_route_t *route, imk_op_error_t *err)
-{
-    const char *room;
-    struct profile_fields p;
-    if (read_id(data, "room", true, &room, err) != 0 ||
-        read_profile(ctx, data, "cover", &p, err) != 0) {
-        return -1;
-    }
-    route->partition = room;
-    struct args a;
-    args_init(&a);
-    args_str(&a, "room", room, strlen(room));
-    args_profile(&a, "cover", &p, data);
-    free(p.meta);
     return args_finish(&a, out, err);
 }
 

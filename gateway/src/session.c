@@ -76,23 +76,39 @@ static void answer_dispatch_failure(imk_session_t *s, int64_t id, int rc)
                rc == IMK_ENOMEM ? "out of memory" : "storage unreachable; safe to retry");
 }
 
-static void run_op(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *data)
+/* Validates an operation's data into its arguments; answers the failure itself. Returns 0
+ * or -1. */
+static int build_op(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *data, imk_buf_t *args,
+                    imk_op_route_t *route)
 {
     imk_op_ctx_t ctx = {s->gw->cfg, false};
-    imk_op_route_t route = {NULL, NULL};
     imk_op_error_t err;
-    imk_buf_t args = IMK_BUF_INIT;
-    if (op->build(&ctx, data, &args, &route, &err) != 0) {
+    if (op->build(&ctx, data, args, route, &err) != 0) {
         send_error(s, id, err.code, err.message);
-        imk_buf_deinit(&args);
-        return;
+        return -1;
     }
-    imk_call_t call = {op->function, op->query, s->client, route.partition, s->id, &args};
+    return 0;
+}
+
+/* Sends built arguments on their way; the answer comes to on_answer. */
+static void dispatch_op(imk_session_t *s, int64_t id, const imk_op_t *op, const imk_buf_t *args,
+                        const imk_op_route_t *route)
+{
+    imk_call_t call = {op->function, op->query, s->client, route->partition, s->id, args};
     int rc = imk_dispatch(s->gw, &call, on_answer, s, (uint64_t)(id > 0 ? id : 0));
     if (rc == 0) {
         s->waiting++;
     } else {
         answer_dispatch_failure(s, id, rc);
+    }
+}
+
+static void run_op(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *data)
+{
+    imk_buf_t args = IMK_BUF_INIT;
+    imk_op_route_t route = {NULL, NULL};
+    if (build_op(s, id, op, data, &args, &route) == 0) {
+        dispatch_op(s, id, op, &args, &route);
     }
     imk_buf_deinit(&args);
 }
@@ -385,16 +401,14 @@ static void do_typing(imk_session_t *s, int64_t id, json_t *data)
  * the watched clients' current presence. */
 static void do_presence_watch(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *data)
 {
-    imk_op_ctx_t ctx = {s->gw->cfg, false};
-    imk_op_route_t route = {NULL, NULL};
-    imk_op_error_t err;
     imk_buf_t args = IMK_BUF_INIT;
-    if (op->build(&ctx, data, &args, &route, &err) != 0) {
-        send_error(s, id, err.code, err.message);
+    imk_op_route_t route = {NULL, NULL};
+    if (build_op(s, id, op, data, &args, &route) != 0) {
+        /* answered */
     } else if (imk_fanout_watch(s->gw->fanout, s, json_object_get(data, "ids")) != 0) {
         send_error(s, id, "internal", "out of memory");
     } else {
-        run_op(s, id, op, data);
+        dispatch_op(s, id, op, &args, &route);
     }
     imk_buf_deinit(&args);
 }

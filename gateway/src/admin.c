@@ -401,7 +401,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     if (path != NULL && strcmp(path, "/healthz") == 0) {
-        bool ok = imk_link_ready(a->gw->link) && !a->gw->stopping;
+        bool ok = imk_link_healthy(a->gw->link) && !a->gw->stopping;
         const char *body = ok ? "{\"status\":\"ok\"}" : "{\"status\":\"unavailable\"}";
         reply_json(req, ok ? 200 : 503, body, strlen(body));
         return;

@@ -76,15 +76,14 @@ static int send_query(imk_gateway_t *gw, const imk_call_t *call, struct reply_re
 
 static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)
 {
-    char job_id[160];
+    char job_id[200];
     uint64_t req = q->req;
-    int id_len =
-        snprintf(job_id, sizeof(job_id), "%s.%s.%llu", gw->id, gw->boot, (unsigned long long)req);
+    int id_len = snprintf(job_id, sizeof(job_id), "%s.%llu", gw->answers, (unsigned long long)req);
     imk_job_t job = {
         .v = IMK_JOB_VERSION,
         .kind = {call->function, strlen(call->function)},
         .job_id = {job_id, (size_t)id_len},
-        .gw = {gw->id, strlen(gw->id)},
+        .gw = {gw->answers, strlen(gw->answers)},
         .conn = call->conn,
         .req = req,
         .from = {call->from, strlen(call->from)},

@@ -25,6 +25,10 @@ typedef struct imk_gateway {
     struct event_base *base;
     char id[128];
     char boot[17]; /* random per process start: job ids never repeat across restarts */
+    /* "<id>.<boot>": where workers send this process's answers. A gateway restarted under
+     * the same id listens on a new channel, so answers meant for its previous life (jobs
+     * still queued when it died) reach nobody instead of the wrong request. */
+    char answers[160];
     imk_jwt_keys_t *jwt;
     struct imk_tls *tls; /* NULL: plain TCP */
     struct imk_link *link;

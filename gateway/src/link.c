@@ -12,9 +12,11 @@
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define STALL_MS 2000 /* commands waiting this long with no reply at all: Redis hangs */
 
 struct conn {
     imk_link_t *link;
@@ -33,6 +35,8 @@ struct imk_link {
     struct conn cmd;
     struct conn sub;
     imk_map_t *channels; /* subscribed channel names (values unused) */
+    size_t outstanding;  /* commands sent and not answered yet */
+    int64_t last_reply_ms;
     imk_link_message_fn *on_message;
     imk_link_ready_fn *on_ready;
     void *arg;
@@ -45,6 +49,13 @@ struct call {
 };
 
 static void connect_conn(struct conn *c);
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
 
 static void schedule_retry(struct conn *c)
 {
@@ -225,10 +236,20 @@ bool imk_link_ready(const imk_link_t *link)
     return link->cmd.ready && link->sub.ready;
 }
 
+bool imk_link_healthy(const imk_link_t *link)
+{
+    return imk_link_ready(link) &&
+           !(link->outstanding > 0 && now_ms() - link->last_reply_ms > STALL_MS);
+}
+
 static void on_command_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac;
     struct call *call = privdata;
+    struct conn *c = ac->data;
+    if (c != NULL) {
+        c->link->outstanding--;
+        c->link->last_reply_ms = now_ms();
+    }
     if (call->fn != NULL) {
         call->fn(reply, call->arg);
     }

@@ -32,6 +32,9 @@ void imk_link_destroy(imk_link_t *link);
 /* Connects both; returns 0 (connection goes on in the background) or IMK_EINVAL. */
 int imk_link_start(imk_link_t *link);
 bool imk_link_ready(const imk_link_t *link);
+/* Ready, and Redis answers: false while commands have waited over two seconds without any
+ * reply (Redis paused, overloaded or cut off without the socket noticing). For /healthz. */
+bool imk_link_healthy(const imk_link_t *link);
 
 /* Sends a command; fn may be NULL when the reply does not matter. Returns 0 (fn will be
  * called exactly once) or IMK_EREDIS when the link is

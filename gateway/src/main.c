@@ -40,7 +40,7 @@ static void on_channel_message(const char *channel, size_t channel_len, const ch
 {
     imk_gateway_t *gw = arg;
     char own[IMK_KEY_MAX];
-    int own_len = imk_channel_gateway(own, sizeof(own), gw->cfg->redis_prefix, gw->id);
+    int own_len = imk_channel_gateway(own, sizeof(own), gw->cfg->redis_prefix, gw->answers);
     if (own_len > 0 && (size_t)own_len == channel_len && memcmp(own, channel, channel_len) == 0) {
         imk_dispatch_on_answer(gw, payload, payload_len);
     } else {
@@ -111,7 +111,7 @@ static int start(imk_gateway_t *gw)
         fprintf(stderr, "imkit-gateway: cannot start (bad redis.url or no memory)\n");
         return -1;
     }
-    imk_channel_gateway(channel, sizeof(channel), gw->cfg->redis_prefix, gw->id);
+    imk_channel_gateway(channel, sizeof(channel), gw->cfg->redis_prefix, gw->answers);
     imk_link_subscribe(gw->link, channel, strlen(channel));
     imk_link_start(gw->link);
     gw->public_listener = imk_public_create(gw);
@@ -156,6 +156,7 @@ int main(int argc, char **argv)
     gw.base = event_base_new();
     default_id(&gw);
     imk_id_random(gw.boot);
+    snprintf(gw.answers, sizeof(gw.answers), "%s.%s", gw.id, gw.boot);
     if (cfg.dev_demo_tokens) {
         IMK_WARN("dev_demo_tokens",
                  "note=\"DEVELOPMENT ONLY: /dev/token gives anyone a token for any id; never "

@@ -157,7 +157,7 @@ static void upgrade(struct http_conn *c)
 
 static void serve_health(struct http_conn *c)
 {
-    if (imk_link_ready(c->owner->gw->link) && !c->owner->gw->stopping) {
+    if (imk_link_healthy(c->owner->gw->link) && !c->owner->gw->stopping) {
         respond(c, 200, "OK", "application/json", "", "{\"status\":\"ok\"}", 15);
     } else {
         respond(c, 503, "Service Unavailable", "application/json", "",

@@ -201,7 +201,7 @@ static int append_answer(imk_consumer_t *c, const imk_job_t *job, const char *st
         return 0;
     }
     char channel[IMK_KEY_MAX];
-    char gw[128];
+    char gw[200];
     snprintf(gw, sizeof(gw), "%.*s", (int)job->gw.len, job->gw.ptr);
     imk_channel_gateway(channel, sizeof(channel), c->cfg->redis_prefix, gw);
     redisAppendCommand(c->redis, "PUBLISH %s %b", channel, buf.data, buf.len);

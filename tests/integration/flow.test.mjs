@@ -188,6 +188,9 @@ test('group creation: the creator is owner, others are members, each gets room.j
     await sleep(200);
     assert.equal(b.events('member.joined').filter((d) => d.room === res.id).length, 0, 'member.joined is not sent on creation');
 
+    const empty = await c.call('msg.history', { room: res.id });
+    assert.deepEqual(empty, { messages: [], has_more: false });
+
     const got = await c.call('room.get', { room: res.id });
     assert.equal(got.id, res.id);
     assert.equal(got.members_count, 4);

@@ -443,7 +443,8 @@ static int trim_streams(imk_consumer_t *c)
 
 static int read_batch(imk_consumer_t *c)
 {
-    int argc = 8 + 2 * c->nstreams;
+    /* XREADGROUP GROUP g name COUNT n BLOCK ms STREAMS s... >... */
+    int argc = 9 + 2 * c->nstreams;
     const char **argv = calloc((size_t)argc, sizeof(*argv));
     if (argv == NULL) {
         return IMK_ENOMEM;
@@ -458,7 +459,7 @@ static int read_batch(imk_consumer_t *c)
         argv[9 + i] = c->streams[i];
         argv[9 + c->nstreams + i] = ">";
     }
-    redisReply *r = redisCommandArgv(c->redis, argc + 1, argv, NULL);
+    redisReply *r = redisCommandArgv(c->redis, argc, argv, NULL);
     free(argv);
     if (r == NULL) {
         return IMK_EREDIS;

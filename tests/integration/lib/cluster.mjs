@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { before, after, afterEach } from 'node:test';
+import { before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 
@@ -149,7 +149,7 @@ function tcpPing(port, timeoutMs = 1000) {
     });
 }
 
-class Proc {
+export class Proc {
     constructor(name, cmd, args, logFile, env) {
         this.name = name;
         this.cmd = cmd;
@@ -160,6 +160,9 @@ class Proc {
         const fd = fs.openSync(logFile, 'a');
         fs.writeSync(fd, `# ${new Date().toISOString()} ${cmd} ${args.map((a) => JSON.stringify(a)).join(' ')}\n`);
         this.child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+        // A server left running must never keep the test file's process alive (the runner
+        // would wait for it forever); the 'exit' handler below kills whatever is left.
+        this.child.unref();
         fs.closeSync(fd);
         this.exited = new Promise((resolve) => {
             this.child.on('exit', (code, signal) => {
@@ -201,8 +204,26 @@ class Proc {
         if (r) {
             return r;
         }
+        this.neededKill = true;
         this.child.kill('SIGKILL');
         return withTimeout(this.exited, 2000, `${this.name} to die after SIGKILL`);
+    }
+
+    /**
+     * What went wrong with this process's life, or null: it died unasked, it needed SIGKILL,
+     * or it exited non-zero after SIGTERM (a sanitizer report does that).
+     */
+    problem() {
+        if (this.exit && !this.expectedStop) {
+            return `${this.name} ${this.describeExit()} while the tests ran`;
+        }
+        if (this.neededKill) {
+            return `${this.name} did not exit within ${STOP_GRACE_MS} ms of SIGTERM (killed)`;
+        }
+        if (this.exit && (this.exit.code !== 0 || this.exit.signal)) {
+            return `${this.name} ${this.describeExit()} after SIGTERM (expected a clean exit 0)`;
+        }
+        return null;
     }
 }
 
@@ -224,9 +245,11 @@ process.on('exit', () => {
 
 export class Cluster {
     /**
-     * opts: gateways (M, default 1), workers (N, default 1), jwtSecrets (auth.jwt_secrets value),
-     * apiKeys (admin.api_keys value), set (extra --set for every process), gatewaySet,
-     * workerSet, logLevel.
+     * opts: gateways (M, default 1), workers (N, default 1), secret (the default JWT secret),
+     * jwtSecrets (auth.jwt_secrets value), apiKey / apiKeys (admin.api_keys value), set (extra
+     * --set for every process), gatewaySet (an object, or i => object for gateway i), workerSet,
+     * logLevel, allowUncleanExit (useCluster
+     * then does not fail the file when a process dies unasked, needs SIGKILL or exits non-zero).
      */
     constructor(opts = {}) {
         this.opts = opts;
@@ -245,6 +268,7 @@ export class Cluster {
         this.clients = new Set();
         this.failed = false;
         this.setupFns = [];
+        this.serverProcs = []; // every gateway and worker process ever started, restarts included
     }
 
     /** Registers a setup function run (in order) once the cluster is up; see useCluster(). */
@@ -326,9 +350,10 @@ export class Cluster {
                 'auth.jwt_secrets': this.jwtSecrets,
                 'admin.api_keys': this.apiKeys,
                 'gateway.static_dir': this.staticDir,
-                ...(this.opts.gatewaySet || {}),
+                ...(typeof this.opts.gatewaySet === 'function' ? this.opts.gatewaySet(i) : (this.opts.gatewaySet || {})),
             };
             gw.proc = this.track(new Proc(gw.id, this.gatewayBin, Cluster.setArgs(set), path.join(this.dir, `${gw.id}.log`)));
+            this.serverProcs.push(gw.proc);
             this.gateways.push(gw);
         }
         for (const gw of this.gateways) {
@@ -339,11 +364,33 @@ export class Cluster {
         return this;
     }
 
-    startWorker(i) {
+    startWorker(i, run = 1) {
         const w = { index: i, name: `worker${i + 1}` };
         const set = { ...this.commonSet(), ...(this.opts.workerSet || {}) };
-        w.proc = this.track(new Proc(w.name, this.workerBin, Cluster.setArgs(set), path.join(this.dir, `${w.name}.log`)));
+        const name = run > 1 ? `${w.name}(run ${run})` : w.name;
+        w.run = run;
+        w.proc = this.track(new Proc(name, this.workerBin, Cluster.setArgs(set), path.join(this.dir, `${w.name}.log`)));
+        this.serverProcs.push(w.proc);
         return w;
+    }
+
+    /** SIGTERM to worker `i` (SIGKILL after 3 s); resolves with its exit. */
+    async stopWorker(i) {
+        return this.workers[i].proc.stop();
+    }
+
+    /** Starts worker `i` again (its log file goes on), after stopWorker(i). */
+    async restartWorker(i) {
+        const old = this.workers[i];
+        assert.ok(!old.proc.alive, `worker ${i} is still running`);
+        this.workers[i] = this.startWorker(i, (old.run || 1) + 1);
+        await this.waitWorkersReady();
+        return this.workers[i];
+    }
+
+    /** SIGTERM to gateway `i` (SIGKILL after 3 s); resolves with its exit. */
+    async stopGateway(i) {
+        return this.gateways[i].proc.stop();
     }
 
     track(proc) {
@@ -352,23 +399,23 @@ export class Cluster {
     }
 
     async waitReady(proc, probe, what) {
-        await waitFor(async () => {
-            if (!proc.alive) {
-                throw Object.assign(new Error(`${proc.name} ${proc.describeExit()} while waiting for ${what}\n--- ${proc.name} log tail ---\n${proc.tail()}`), { fatal: true });
-            }
-            return probe();
-        }, START_TIMEOUT_MS, what).catch((e) => {
-            if (!proc.alive) {
-                throw new Error(`${proc.name} ${proc.describeExit()} while waiting for ${what}\n--- ${proc.name} log tail ---\n${proc.tail()}`);
-            }
-            throw e;
-        });
+        const died = () => new Error(`${proc.name} ${proc.describeExit()} while waiting for ${what}\n--- ${proc.name} log tail ---\n${proc.tail()}`);
+        try {
+            await waitFor(async () => {
+                if (!proc.alive) {
+                    throw died();
+                }
+                return probe();
+            }, START_TIMEOUT_MS, what);
+        } catch (e) {
+            throw proc.alive ? e : died();
+        }
     }
 
     /**
      * Workers have no health endpoint. They load the `imkit` function library and create the
-     * consumer group at start (docs/FUNCTIONS.md, DESIGN.md); wait for both so that no job is
-     * queued before anyone listens. Not part of the public contract, so only a bounded wait.
+     * consumer group at start (docs/FUNCTIONS.md, DESIGN.md). A library that never loads
+     * fails the start (nothing could work); missing groups only warn.
      */
     async waitWorkersReady() {
         const deadline = Date.now() + START_TIMEOUT_MS;
@@ -396,8 +443,13 @@ export class Cluster {
             if (libSeenAt && groups === this.partitions) {
                 return;
             }
-            // The library is what matters most; the groups (created from id 0) only get 2 s more.
-            if (Date.now() > deadline || (libSeenAt && Date.now() - libSeenAt > 2000)) {
+            // Without the library no job can run: every test would only wait for `unavailable`.
+            if (!libSeenAt && Date.now() > deadline) {
+                const tails = this.workers.map((w) => `--- ${w.name} log tail ---\n${w.proc.tail(20)}`).join('\n');
+                throw new Error(`the workers did not load the function library "imkit" within ${START_TIMEOUT_MS} ms (FUNCTION LIST LIBRARYNAME imkit is empty)\n${tails}`);
+            }
+            // The groups (created from id 0, so no job is lost) only get 2 s more.
+            if (libSeenAt && Date.now() - libSeenAt > 2000) {
                 process.stderr.write(`[cluster] warning: workers not seen fully ready (function library "imkit": ${libSeenAt ? 'loaded' : 'missing'}, group "workers" on ${groups}/${this.partitions} partitions); going on\n`);
                 return;
             }
@@ -405,13 +457,16 @@ export class Cluster {
         }
     }
 
-    /** Stops everything: gateways, workers (SIGTERM, SIGKILL after 3 s), then redis. */
+    /**
+     * Stops everything: gateways, workers (SIGTERM, SIGKILL after 3 s), then redis. Returns
+     * the problems seen with the gateways' and workers' lives (see Proc.problem()).
+     */
     async stop() {
         for (const c of this.clients) {
             c.terminate();
         }
         this.clients.clear();
-        const procs = [...this.gateways.map((g) => g.proc), ...this.workers.map((w) => w.proc)].filter(Boolean);
+        const procs = this.serverProcs;
         await Promise.all(procs.map((p) => p.stop().catch(() => {})));
         if (this.redisProc) {
             await this.redisProc.stop().catch(() => {});
@@ -421,11 +476,16 @@ export class Cluster {
                 allProcs.delete(p);
             }
         }
+        const problems = procs.map((p) => p.problem()).filter(Boolean);
+        if (problems.length) {
+            this.failed = true;
+        }
         if (this.dir && !this.failed && !process.env.IMKIT_TEST_KEEP_LOGS) {
             fs.rmSync(this.dir, { recursive: true, force: true });
         } else if (this.dir) {
             process.stderr.write(`[cluster] logs kept in ${this.dir}\n`);
         }
+        return problems;
     }
 
     /**
@@ -466,7 +526,7 @@ export class Cluster {
 
     /** Processes that died without being asked to. */
     deadProcesses() {
-        const procs = [this.redisProc, ...this.workers.map((w) => w.proc), ...this.gateways.map((g) => g.proc)].filter(Boolean);
+        const procs = [this.redisProc, ...this.serverProcs].filter(Boolean);
         return procs.filter((p) => !p.alive && !p.expectedStop).map((p) => `${p.name} ${p.describeExit()}`);
     }
 
@@ -757,7 +817,7 @@ export class WsClient {
             }
             return undefined;
         };
-        return this.waitUntil(find, timeoutMs, `event "${ev}" (received: ${this.describeEvents()})`);
+        return this.waitUntil(find, timeoutMs, () => `event "${ev}" (events received by then: ${this.describeEvents()})`);
     }
 
     /** Waits until at least `n` events `ev` matching `predicate` were received; returns them. */
@@ -908,6 +968,14 @@ export function useCluster(opts = {}) {
             throw e;
         }
     }, { timeout: 60000 });
+    // A server process that died unasked fails every later test at once, instead of letting
+    // each one wait for its timeouts.
+    beforeEach(() => {
+        const dead = cluster.deadProcesses();
+        if (dead.length) {
+            throw new Error(`server processes died earlier in this file: ${dead.join(', ')} (logs above)`);
+        }
+    });
     afterEach((t) => {
         if (t.passed === false) {
             cluster.failed = true;
@@ -917,8 +985,15 @@ export function useCluster(opts = {}) {
             process.stderr.write(`\n[cluster] test "${t.name}" failed${dead.length ? `; processes that died: ${dead.join(', ')}` : ''}; ${nothingNew ? 'no new server log lines since the last dump' : `server logs:\n${tails}`}\n`);
         }
     });
+    // Only one useCluster() per file: when an `after` hook throws, Node skips the later ones.
     after(async () => {
-        await cluster.stop();
+        // stop() keeps the log folder when it found a problem, so the tails are still there.
+        const problems = await cluster.stop();
+        if (problems.length && !opts.allowUncleanExit) {
+            const tails = cluster.serverProcs.filter((p) => p.problem()).map((p) => `--- ${p.name} ${p.logFile}: last ${LOG_TAIL_LINES} lines ---\n${p.tail()}`).join('\n');
+            process.stderr.write(`[cluster] ${problems.join('; ')}\n${tails}\n`);
+            throw new Error(`unclean process lives: ${problems.join('; ')}`);
+        }
     }, { timeout: 30000 });
     return cluster;
 }

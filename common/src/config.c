@@ -75,8 +75,8 @@ static const struct key_spec keys[] = {
         "a webhook POST unanswered this long is retried"),
     INT("webhook.retry_for_s", webhook_retry_for_s, 3600, 31536000, "86400",
         "how long an event is retried before it is given up"),
-    INT("events.retention_s", events_retention_s, 0, 31536000, "604800",
-        "how long events are kept for GET /v1/events (0: no event feed)"),
+    INT("events.retention_s", events_retention_s, 0, 31536000, "0",
+        "how long events are kept for GET /v1/events and webhooks (0: off)"),
     INT("limits.ws_message", limits_ws_message, 1024, 16777216, "65536",
         "largest WebSocket message after defragmentation (close 1009)"),
     INT("limits.slow_reader_bytes", limits_slow_reader_bytes, 65536, INT_MAX, "1048576",
@@ -344,7 +344,8 @@ static int validate(const imk_config_t *cfg, char *err, size_t errlen)
     }
     if (cfg->webhook_url[0] != '\0' &&
         (cfg->events_retention_s == 0 || cfg->webhook_secret[0] == '\0')) {
-        snprintf(err, errlen, "webhook.url needs webhook.secret and events.retention_s > 0");
+        snprintf(err, errlen, "webhook.url needs webhook.secret and events.retention_s > 0 "
+                              "(e.g. 604800: a week)");
         return IMK_EINVAL;
     }
     if (cfg->redis_prefix[0] == '\0' || strlen(cfg->redis_prefix) > 64) {

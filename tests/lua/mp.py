@@ -4,6 +4,12 @@
   mp.py pack JSON          write JSON (an object) as msgpack to stdout: the args of an FCALL.
                            Strings are packed as msgpack str (never bin: Redis' cmsgpack
                            cannot decode bin), integers as ints.
+  mp.py line CMD FN PFX FROM JSON MORE...
+                           print the command "CMD FN 0 PFX FROM <JSON packed> MORE..." as
+                           one line for redis-cli's standard input, every argument quoted
+                           with each byte as \\xHH: the packed args can then be followed by
+                           more arguments (a job id, the events flag), which redis-cli -x
+                           cannot do (it appends standard input last).
   mp.py get JSON PATH      print the value at PATH (dot separated, list indexes are numbers;
                            "len(PATH)" prints a length): strings bare, anything else as
                            compact JSON with non-ASCII characters as they are (like the
@@ -117,6 +123,15 @@ def main():
         out = []
         pack(json.loads(sys.argv[2]), out)
         sys.stdout.buffer.write(b"".join(out))
+        return
+    if cmd == "line":
+        c, fn, pfx, frm, args = sys.argv[2:7]
+        out = []
+        pack(json.loads(args), out)
+        words = [c.encode(), fn.encode(), b"0", pfx.encode(), frm.encode(), b"".join(out)]
+        words += [w.encode() for w in sys.argv[7:]]
+        quoted = ['"%s"' % "".join("\\x%02x" % b for b in w) for w in words]
+        print(" ".join(quoted))
         return
     try:
         doc = json.loads(sys.argv[2])

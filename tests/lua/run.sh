@@ -86,7 +86,8 @@ check_match() {
 # checks their flags.
 is_query() {
   case $1 in
-  imkit_client_get | imkit_room_get | imkit_room_list | imkit_msg_history | imkit_sync | imkit_presence_get)
+  imkit_client_get | imkit_room_get | imkit_room_list | imkit_msg_history | imkit_sync | \
+    imkit_presence_get | imkit_events_get)
     return 0 ;;
   esac
   return 1
@@ -119,16 +120,23 @@ published() {
   NEV=${#EVCH[@]}
 }
 
-# call FN FROM JSON: runs the function; sets ST (status), BODY (answer or message),
-# NEV (number of events), EVCH[i] and EVFR[i] (channel and frame of event i, from 0); for
-# a self-publishing function, the events it published, and RNEV the events in its reply.
-# The reply's strings are split on \x1e (redis-cli -d), not on lines: a frame published
-# with a skip prefix holds a newline.
+# call FN FROM JSON [JOB [EVENTS]]: runs the function; sets ST (status), BODY (answer or
+# message), NEV (number of events), EVCH[i] and EVFR[i] (channel and frame of event i, from
+# 0); for a self-publishing function, the events it published, and RNEV the events in its
+# reply. JOB and EVENTS, when given, follow the args as a worker passes them (the job id,
+# the events flag). The reply's strings are split on \x1e (redis-cli -d), not on lines: a
+# frame published with a skip prefix holds a newline.
 call() {
   local fn=$1 from=$2 args=$3 cmd=FCALL out
   is_query "$fn" && cmd=FCALL_RO
-  py "$HERE/mp.py" pack "$args" >"$TMP/args" || { bad "$fn" "cannot pack $args"; return; }
-  out=$(rc -d $'\x1e' -x "$cmd" "$fn" 0 "$PFX" "$from" <"$TMP/args")
+  if [ $# -gt 3 ]; then # arguments after the packed args: a command line on stdin
+    py "$HERE/mp.py" line "$cmd" "$fn" "$PFX" "$from" "$args" "${@:4}" >"$TMP/line" ||
+      { bad "$fn" "cannot pack $args"; return; }
+    out=$(rc -d $'\x1e' <"$TMP/line")
+  else
+    py "$HERE/mp.py" pack "$args" >"$TMP/args" || { bad "$fn" "cannot pack $args"; return; }
+    out=$(rc -d $'\x1e' -x "$cmd" "$fn" 0 "$PFX" "$from" <"$TMP/args")
+  fi
   mapfile -t -d $'\x1e' LINES < <(printf '%s' "$out")
   ST=${LINES[0]:-}
   BODY=${LINES[1]:-}
@@ -176,6 +184,31 @@ evs() {
 # evdata I: the "data" of event I as compact JSON.
 evdata() { jf "${EVFR[$1]:-}" data; }
 
+# outbox_read: the entries added to the outbox stream (<prefix>events) since the last
+# time, into NOB, OBID[i], OBTYPE[i], OBTS[i], OBDATA[i] (data as stored, byte for byte).
+OBLAST='0-0'
+outbox_read() {
+  local out i k
+  out=$(rc -d $'\x1e' XRANGE "${PFX}events" "($OBLAST" +)
+  mapfile -t -d $'\x1e' OBL < <(printf '%s' "$out")
+  OBID=()
+  OBTYPE=()
+  OBTS=()
+  OBDATA=()
+  for ((i = 0; i + 6 < ${#OBL[@]}; i += 7)); do # id, then the fields type, ts, data
+    OBID+=("${OBL[i]}")
+    for ((k = i + 1; k < i + 7; k += 2)); do
+      case ${OBL[k]} in
+      type) OBTYPE+=("${OBL[k + 1]}") ;;
+      ts) OBTS+=("${OBL[k + 1]}") ;;
+      data) OBDATA+=("${OBL[k + 1]}") ;;
+      esac
+    done
+  done
+  NOB=${#OBID[@]}
+  if [ "$NOB" -gt 0 ]; then OBLAST=${OBID[NOB - 1]}; fi
+}
+
 # bulk_send ROOM FROM N TAG: N text messages "TAG-i" (cid TAG-i) in one redis-cli --pipe.
 bulk_send() {
   py -B -c '
@@ -202,8 +235,9 @@ check "FUNCTION LOAD" "$out" "imkit"
 out=$(rc -x FUNCTION LOAD REPLACE <"$LIB")
 check "FUNCTION LOAD REPLACE twice" "$out" "imkit"
 nfun=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -c '^imkit_')
-check "25 functions registered" "$nfun" 25
-for f in imkit_client_get imkit_room_get imkit_room_list imkit_msg_history imkit_sync imkit_presence_get; do
+check "26 functions registered" "$nfun" 26
+for f in imkit_client_get imkit_room_get imkit_room_list imkit_msg_history imkit_sync imkit_presence_get \
+  imkit_events_get; do
   flags=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -A4 "^$f\$" | sed -n 5p)
   check "$f is no-writes" "$flags" "no-writes"
 done
@@ -1307,12 +1341,297 @@ call imkit_gateway_gone '' '{}'
 expect bad_request "gw required"
 
 #######################################################################################
+section "jobs: exactly-once replies"
+# A job's reply is stored in done:<job id>; the same job again answers it unchanged,
+# events included, and changes nothing.
+call imkit_room_create jo '{"type":"group","members":["jm"],"new_id":"gj1","name":"J"}' j-rc-1
+expect ok "a job creates a group without id (new_id)"
+check "created" "$(j id)|$(j created)" "gj1|true"
+R1=$BODY
+E1=$(evs)
+F1=${EVFR[*]:-}
+PT=$(rc PTTL "${PFX}done:j-rc-1")
+[ "$PT" -gt 86390000 ] && [ "$PT" -le 86400000 ] && ok "the reply is kept 24 h" || bad "the reply is kept 24 h" "PTTL $PT"
+DB0=$(rc DBSIZE)
+H0=$(rc HGETALL "${PFX}r:{gj1}" | md5sum)
+call imkit_room_create jo '{"type":"group","members":["jm"],"new_id":"gj1","name":"J"}' j-rc-1
+check "the same job again: the same reply (not a conflict), the same events" \
+  "$ST|$BODY|$(evs)|${EVFR[*]:-}" "ok|$R1|$E1|$F1"
+check "nothing written" "$(rc DBSIZE)|$(rc HGETALL "${PFX}r:{gj1}" | md5sum)" "$DB0|$H0"
+call imkit_room_create jo '{"type":"group","members":["jm"],"new_id":"gj1","name":"J"}' j-rc-2
+check "another job: a conflict, as always" "$ST|$BODY|$NEV" "conflict|room gj1 already exists|0"
+check "an error reply is stored too" "$(rc EXISTS "${PFX}done:j-rc-2")" 1
+call imkit_room_create jo '{"type":"group","members":["jm"],"new_id":"gj1","name":"J"}'
+check "a plain call (no job id): a conflict, nothing stored" "$ST|$(rc KEYS "${PFX}done:*" | wc -l)" "conflict|2"
+call imkit_room_create jo '{"type":"group","members":["jm"],"new_id":"gj1","name":"J"}' ''
+check "an empty job id is no job id" "$ST|$(rc KEYS "${PFX}done:*" | wc -l)" "conflict|2"
+
+call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' j-ms-1
+expect ok "a job sends"
+S1="$(j seq)|$(j ts)|$NEV|${EVFR[0]:-}"
+call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' j-ms-1
+check "replayed: the same seq and ts, the message event again (clients drop it by seq)" \
+  "$(j seq)|$(j ts)|$NEV|${EVFR[0]:-}" "$S1"
+check "stored once" "$(rc XLEN "${PFX}r:{gj1}:log")|$(rc HGET "${PFX}r:{gj1}" last_seq)" "1|1"
+call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' j-ms-3
+check "another job with the same cid: the cid retry (same seq, no event)" "$(j seq)|$NEV" "1|0"
+call imkit_msg_send jo '{"room":"gj1","cid":"jc2","type":"text","text":"twice"}' j-ms-2
+check "another job: the next seq" "$ST|$(j seq)|$NEV" "ok|2|1"
+
+call imkit_room_leave jm '{"room":"gj1"}' j-rl-1
+expect ok "a job leaves"
+E1=$(evs)
+check "answer {}, events" "$BODY|$E1" "{}|${PFX}ch:u:{jm} room.left; ${PFX}ch:r:{gj1} member.left"
+call imkit_room_leave jm '{"room":"gj1"}' j-rl-1
+check "replayed: {} again, the same events (not forbidden)" "$ST|$BODY|$(evs)" "ok|{}|$E1"
+call imkit_room_leave jm '{"room":"gj1"}' j-rl-2
+check "another job: not a member any more" "$ST|$BODY" "forbidden|not a member of room gj1"
+call imkit_members_add jo '{"room":"gj1","members":["jm"]}' j-ma-1
+call imkit_room_leave jm '{"room":"gj1"}' j-rl-2
+check "a stored refusal answers the same even when it would now succeed" "$ST|$NEV|$(rc HEXISTS "${PFX}r:{gj1}:m" jm)" "forbidden|0|1"
+
+# A fault (a Lua error) is not a reply: not stored, the retry runs for real.
+rc SET "${PFX}r:{jbad}" x >/dev/null
+call imkit_msg_send jo '{"room":"jbad","cid":"c","type":"text","text":"x"}' j-f-1
+check_match "a fault is a Redis error" "$ST" "WRONGTYPE"
+check "it is not stored" "$(rc EXISTS "${PFX}done:j-f-1")" 0
+rc DEL "${PFX}r:{jbad}" >/dev/null
+call imkit_msg_send jo '{"room":"jbad","cid":"c","type":"text","text":"x"}' j-f-1
+check "the retry runs" "$ST|$(rc EXISTS "${PFX}done:j-f-1")" "not_found|1"
+
+call imkit_room_get jo '{"room":"gj1"}' j-q-1
+check "a query (FCALL_RO) ignores a job id" "$ST|$(rc EXISTS "${PFX}done:j-q-1")" "ok|0"
+call imkit_presence_set '' '{"client":"jz","gw":"gwj","delta":1}' j-p-1 1
+check "so does a gateway's function, and the events flag" "$ST|$(rc EXISTS "${PFX}done:j-p-1")|$(rc EXISTS "${PFX}events")" "ok|0|0"
+call imkit_presence_set '' '{"client":"jz","gw":"gwj","delta":-1}'
+
+#######################################################################################
+section "outbox"
+# The event feed for the website's backend: jobs called with the events flag "1" append
+# to the stream <prefix>events. Nothing before this section passed it.
+outbox_read
+check "no outbox without the flag" "$NOB|$(rc EXISTS "${PFX}events")" "0|0"
+
+B=$(now_ms)
+call imkit_auth '' '{"sub":"ob1","name":"OB 1","avatar":"https://a/ob1.png"}' j-ob-1 1
+A=$(now_ms)
+expect ok "auth of a new client"
+R1=$BODY
+outbox_read
+check "client.created" "$NOB|${OBTYPE[*]:-}" "1|client.created"
+check "data: the client as the call left it (avatar set after creation)" "${OBDATA[0]:-}" \
+  '{"id":"ob1","name":"OB 1","avatar":"https://a/ob1.png","meta":null}'
+TS=${OBTS[0]:-0}
+[ "$TS" -ge "$B" ] && [ "$TS" -le "$A" ] && ok "ts = the call's time" || bad "ts" "$TS not in $B..$A"
+check_match "an entry id of the stream" "${OBID[0]:-}" '^[0-9]+-[0-9]+$'
+call imkit_auth '' '{"sub":"ob1"}' j-ob-1 1
+outbox_read
+check "the same job again: its reply, no second entry" "$BODY|$NOB" "$R1|0"
+call imkit_auth '' '{"sub":"ob1","name":"OB 1b"}' j-ob-2 1
+outbox_read
+check "auth of a known client: nothing" "$ST|$NOB" "ok|0"
+
+call imkit_client_put '' '{"id":"ob2","name":"OB 2","meta":"{\"k\":12345678901234567890}"}' '' 1
+outbox_read
+check "client_put of a new client (no job id, feed on)" "${OBTYPE[*]:-}|${OBDATA[0]:-}" "client.created|$BODY"
+call imkit_client_put '' '{"id":"ob2","clear":["meta"]}' '' 1
+outbox_read
+check "client_put of a known one: nothing" "$ST|$NOB" "ok|0"
+call imkit_token_create '' '{"id":"ob3","hash":"h-ob3","ttl":60,"iat":1}' '' 1
+outbox_read
+check "token_create for a new client" "${OBTYPE[*]:-}|${OBDATA[0]:-}" \
+  'client.created|{"id":"ob3","name":"ob3","avatar":null,"meta":null}'
+call imkit_me_update ob4 '{"avatar":"https://a/ob4.png"}' '' 1
+outbox_read
+check "me_update of a new client" "${OBTYPE[*]:-}|${OBDATA[0]:-}" "client.created|$BODY"
+
+call imkit_room_create ob1 '{"type":"group","id":"go1","members":["ob2","ob4","obn"],"name":"O"}' j-ob-3 1
+expect ok "a group with a never-seen member"
+outbox_read
+check "client.created of the new member, then room.created" "${OBTYPE[*]:-}" "client.created room.created"
+check "client.created data" "${OBDATA[0]:-}" '{"id":"obn","name":"obn","avatar":null,"meta":null}'
+check "room.created data: the room" "${OBDATA[1]:-}" "${BODY/,\"created\":true/}"
+call imkit_room_create ob1 '{"type":"group","id":"go1","members":["ob2"]}' j-ob-3b 1
+outbox_read
+check "a refused call writes no entry" "$ST|$NOB" "conflict|0"
+call imkit_room_create ob1 '{"type":"direct","members":["ob2"],"new_id":"do1"}' '' 1
+outbox_read
+check "a direct room: room.created" "${OBTYPE[*]:-}|${OBDATA[0]:-}" "room.created|${BODY/,\"created\":true/}"
+call imkit_room_create ob2 '{"type":"direct","members":["ob1"],"new_id":"do2"}' '' 1
+outbox_read
+check "the pair's existing room: nothing" "$(j created)|$NOB" "false|0"
+
+# Presence: ob1 online with a last_seen (2 fields), ob2 offline with a last_seen (1),
+# ob4 online on one gateway, never offline (1), obn never connected (no hash).
+call imkit_presence_set '' '{"client":"ob1","gw":"gwo","delta":1}'
+call imkit_presence_set '' '{"client":"ob1","gw":"gwo","delta":-1}'
+call imkit_presence_set '' '{"client":"ob1","gw":"gwo","delta":1}'
+call imkit_presence_set '' '{"client":"ob2","gw":"gwo","delta":1}'
+call imkit_presence_set '' '{"client":"ob2","gw":"gwo","delta":-1}'
+call imkit_presence_set '' '{"client":"ob4","gw":"gwp","delta":2}'
+check "the online hashes" "$(rc HLEN "${PFX}online:{ob1}")|$(rc HLEN "${PFX}online:{ob2}")|$(rc HLEN "${PFX}online:{ob4}")|$(rc EXISTS "${PFX}online:{obn}")" \
+  "2|1|1|0"
+call imkit_msg_send ob1 '{"room":"go1","cid":"o1","type":"text","text":"hi \"all\" a/b","mentions":["ob2"]}' j-ob-4 1
+expect ok "ob1 sends"
+outbox_read
+check "message.sent" "$NOB|${OBTYPE[*]:-}" "1|message.sent"
+check "ts = the message's ts" "${OBTS[0]:-}" "$(j ts)"
+MSG=${EVFR[0]#'{"ev":"message","data":'}
+MSG=${MSG%\}}
+check "data: the message byte for byte, then the members with no connection" "${OBDATA[0]:-}" \
+  "${MSG%\}},\"offline\":[\"ob2\",\"obn\"]}"
+call imkit_msg_send ob1 '{"room":"go1","cid":"o1","type":"text","text":"hi \"all\" a/b","mentions":["ob2"]}' j-ob-4 1
+outbox_read
+check "the same job again: no second entry" "$(j seq)|$NOB" "1|0"
+call imkit_msg_send ob1 '{"room":"go1","cid":"o1","type":"text","text":"hi \"all\" a/b","mentions":["ob2"]}' j-ob-5 1
+outbox_read
+check "a retry with the same cid (another job): no entry" "$(j seq)|$NEV|$NOB" "1|0|0"
+call imkit_msg_send obn '{"room":"go1","cid":"o2","type":"image","payload":"{\"n\":98765432109876543210}"}' '' 1
+outbox_read
+check "a sender with no connection (the admin API sends as a client) is listed too" \
+  "$(py "$HERE/mp.py" get "${OBDATA[0]:-}" offline)|$(py "$HERE/mp.py" get "${OBDATA[0]:-}" seq)" '["ob2","obn"]|2'
+check "payload verbatim" "$(py -c 'import sys; print("98765432109876543210" in sys.argv[1])' "${OBDATA[0]:-}")" True
+call imkit_gateway_gone '' '{"gw":"gwp"}'
+call imkit_msg_send ob1 '{"room":"go1","cid":"o3","type":"text","text":"x"}' '' 1
+outbox_read
+check "after ob4's gateway died" "$(py "$HERE/mp.py" get "${OBDATA[0]:-}" offline)" '["ob2","ob4","obn"]'
+call imkit_presence_set '' '{"client":"ob4","gw":"gwp","delta":1}'
+
+call imkit_room_update ob1 '{"room":"go1","name":"O 2"}' '' 1
+outbox_read
+check "room.updated: the room" "${OBTYPE[*]:-}|${OBDATA[0]:-}" "room.updated|$BODY"
+
+call imkit_members_add ob2 '{"room":"go1","members":["ob5","ob6","ob3"]}' '' 1
+outbox_read
+check "members_add: client.created of the new ids, then one member.joined" "${OBTYPE[*]:-}" \
+  "client.created client.created member.joined"
+check "member.joined: every new member" "${OBDATA[2]:-}" '{"room":"go1","members":["ob5","ob6","ob3"]}'
+call imkit_members_add ob2 '{"room":"go1","members":["ob5","ob6"]}' '' 1
+outbox_read
+check "nobody new: nothing" "$NOB" 0
+
+call imkit_members_remove ob1 '{"room":"go1","members":["ob5","ob6","stranger"]}' '' 1
+outbox_read
+check "members_remove: one member.left with every id" "${OBTYPE[*]:-}|${OBDATA[0]:-}" \
+  'member.left|{"room":"go1","members":["ob5","ob6"]}'
+call imkit_members_remove '' '{"room":"go1","members":["ob1","ob3"]}' '' 1
+outbox_read
+check "removing the owner: member.left (both), then room.updated" "${OBTYPE[*]:-}|${OBDATA[0]:-}" \
+  'member.left room.updated|{"room":"go1","members":["ob1","ob3"]}'
+check "room.updated: as the room event" "${OBDATA[1]:-}|$(py "$HERE/mp.py" get "${OBDATA[1]:-}" owner)" "$(evdata 2)|ob2"
+
+call imkit_room_leave ob4 '{"room":"go1"}' '' 1
+outbox_read
+check "room_leave: member.left" "${OBTYPE[*]:-}|${OBDATA[0]:-}" 'member.left|{"room":"go1","members":["ob4"]}'
+call imkit_room_leave obn '{"room":"go1"}' '' 1
+outbox_read
+check "ob2 (owner) stays alone" "${OBTYPE[*]:-}" "member.left"
+call imkit_room_leave ob2 '{"room":"go1"}' '' 1
+outbox_read
+check "the last member leaves: member.left, room.deleted" "${OBTYPE[*]:-}|${OBDATA[0]:-}" \
+  'member.left room.deleted|{"room":"go1","members":["ob2"]}'
+check "room.deleted: the room as it was, nobody left" \
+  "$(for f in id type name owner members_count last_seq; do py "$HERE/mp.py" get "${OBDATA[1]:-}" $f; done | tr '\n' ' ')" \
+  "go1 group O 2 ob2 0 3 "
+
+call imkit_room_create '' '{"type":"group","id":"go2","members":["ob1","ob2"],"meta":"{\"m\":12345678901234567890}"}' '' 1
+outbox_read
+check "an admin room: room.created" "${OBTYPE[*]:-}" "room.created"
+call imkit_room_get '' '{"room":"go2"}'
+ROOM="${BODY%,\"members\":*}}"
+call imkit_room_delete '' '{"room":"go2"}' '' 1
+outbox_read
+check "room_delete: room.deleted, the room as it was" "${OBTYPE[*]:-}|${OBDATA[0]:-}" "room.deleted|$ROOM"
+
+call imkit_client_delete '' '{"id":"ob1"}' '' 1
+outbox_read
+check "client_delete: member.left of each room it was in" "${OBTYPE[*]:-}|${OBDATA[0]:-}" \
+  'member.left|{"room":"do1","members":["ob1"]}'
+
+call imkit_room_create ob2 '{"type":"group","id":"go3","members":["ob3"]}' '' 1
+call imkit_msg_send ob2 '{"room":"go3","cid":"c1","type":"text","text":"x"}' '' 1
+outbox_read
+check "room.created, message.sent" "${OBTYPE[*]:-}" "room.created message.sent"
+call imkit_msg_edit ob2 '{"room":"go3","seq":1,"text":"y"}' '' 1
+call imkit_msg_react ob3 '{"room":"go3","seq":1,"emoji":"ok","on":true}' '' 1
+call imkit_room_read ob3 '{"room":"go3","seq":1}' '' 1
+call imkit_msg_recall ob2 '{"room":"go3","seq":1}' '' 1
+call imkit_tokens_revoke '' '{"id":"ob3"}' '' 1
+outbox_read
+check "edit, react, read, recall, revoke: no entry" "$ST|$NOB" "ok|0"
+
+L0=$(rc XLEN "${PFX}events")
+call imkit_auth '' '{"sub":"of1","name":"OF"}' j-of-1 0
+call imkit_room_create of1 '{"type":"group","id":"gof","members":["of2"]}' j-of-2 0
+call imkit_msg_send of1 '{"room":"gof","cid":"c1","type":"text","text":"x"}' j-of-3 0
+call imkit_members_add of1 '{"room":"gof","members":["of3"]}' '' 0
+call imkit_room_update of1 '{"room":"gof","name":"N"}' '' 0
+call imkit_members_remove of1 '{"room":"gof","members":["of3"]}' '' 0
+call imkit_room_leave of2 '{"room":"gof"}'
+call imkit_room_delete '' '{"room":"gof"}' j-of-4
+check "the flag \"0\" or absent: no entry" "$ST|$(rc XLEN "${PFX}events")" "ok|$L0"
+call imkit_msg_send of1 '{"room":"gof","cid":"c1","type":"text","text":"x"}' j-of-3 1
+check "a job done with the feed off, replayed with it on: its reply, no entry" \
+  "$ST|$(j seq)|$(rc XLEN "${PFX}events")" "ok|1|$L0"
+
+#######################################################################################
+section "events_get"
+OBLAST='0-0'
+outbox_read
+ALL="${OBID[*]:-}"
+NALL=$NOB
+call imkit_events_get '' '{"after":"0-0","limit":1000}'
+expect ok "every event"
+check "in order, each once" "$(ids events)" "$ALL"
+check "an event's fields" "$(py -c 'import json,sys; print(",".join(json.loads(sys.argv[1])["events"][0]))' "$BODY")" "id,type,ts,data"
+check "type and ts" "$(j events.0.type)|$(j events.0.ts)|$(j events.4.type)|$(j events.4.ts)" \
+  "${OBTYPE[0]}|${OBTS[0]}|${OBTYPE[4]}|${OBTS[4]}"
+same=yes
+for ((i = 0; i < NOB; i++)); do
+  [[ $BODY == *"{\"id\":\"${OBID[i]}\",\"type\":\"${OBTYPE[i]}\",\"ts\":${OBTS[i]},\"data\":${OBDATA[i]}}"* ]] || same=no
+done
+check "data embedded as stored, byte for byte" "$same" yes
+call imkit_events_get '' '{}'
+check "no args: from the beginning" "$(ids events)" "$ALL"
+got=''
+after='0-0'
+pages=0
+while :; do
+  call imkit_events_get '' "{\"after\":\"$after\",\"limit\":3}"
+  n=$(j 'len(events)')
+  [ "$n" -gt 0 ] || break
+  pages=$((pages + 1))
+  got="$got $(ids events)"
+  after=$(j "events.$((n - 1)).id")
+  [ $pages -gt 100 ] && break
+done
+check "paging by 3 with after: every event once, in order" "$(echo $got)|$pages" "$ALL|$(((NALL + 2) / 3))"
+call imkit_events_get '' "{\"after\":\"${OBID[1]}\",\"limit\":2}"
+check "after is exclusive" "$(ids events)" "${OBID[2]} ${OBID[3]}"
+call imkit_events_get '' "{\"after\":\"${OBID[NOB - 1]}\",\"limit\":10}"
+check "after the last: none" "$BODY" '{"events":[]}'
+call imkit_events_get '' '{"after":"0-0","limit":0}'
+check "limit below 1: 1" "$(ids events)" "${OBID[0]}"
+call imkit_events_get '' '{"after":"0-0","limit":5000}'
+check "limit above 1000: clamped" "$(j 'len(events)')" "$NALL"
+call imkit_events_get '' '{"after":"18446744073709551615-18446744073709551615","limit":10}'
+check "after the greatest id there can be: none" "$ST|$BODY" 'ok|{"events":[]}'
+for a in 'x' '12' '1-2-3' '-1-0' '99999999999999999999-0'; do
+  call imkit_events_get '' "{\"after\":\"$a\",\"limit\":10}"
+  check "bad after '$a'" "$ST|$BODY" "bad_request|after: an event id such as 1764115200000-0"
+done
+call imkit_events_get ob2 '{"limit":10}'
+check "a client" "$ST|$BODY" "forbidden|only the admin API may read the events"
+
+#######################################################################################
 section "prefix"
 call imkit_auth '' '{"sub":"zed"}'
 PFX0=$PFX
 PFX='other:'
 call imkit_client_get '' '{"ids":["zed"]}'
 check "keys follow the prefix" "$BODY" '{"clients":[]}'
+call imkit_events_get '' '{"limit":10}'
+check "so does the outbox" "$BODY" '{"events":[]}'
 PFX=$PFX0
 
 #######################################################################################

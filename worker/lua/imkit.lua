@@ -6,23 +6,50 @@ The contract with workers and gateways is docs/FUNCTIONS.md; the objects, operat
 rules are the wire contract (PROTOCOL.md sections 1-2). Conventions of this file:
 
 Calling
-  FCALL[_RO] <function> 0 <prefix> <from> <args>
+  FCALL[_RO] <function> 0 <prefix> <from> <args>        (plain calls, queries)
+  FCALL <function> 0 <prefix> <from> <args> <job id> <events>    (jobs, from workers)
   prefix  key prefix (e.g. "imkit:"); every key and channel is built from it (K.*, CH.*).
   from    the acting client id, or '' for the admin API ("acting as the system": no
           membership checks).
   args    one msgpack map. Strings must be packed as msgpack str (Redis' cmsgpack cannot
           decode bin). Users' JSON (meta, payload) arrives as JSON text and is stored and
           embedded verbatim, never decoded: this keeps big integers exact.
+  job id  jobs only (functions registered JOB, the worker's allow-list): the job's unique
+          id, for exactly-once replies (see Jobs). Absent or '' = a plain call.
+  events  jobs only: "1" when the event feed is on (see Outbox); absent or "0" = off.
+  Other functions ignore the last two.
 
 Reply
   { 'ok', <JSON data>, channel1, frame1, channel2, frame2, ... }   events to publish, in order
   { <error code>, <human message> }                                nothing was written
+                                                                   (but a job's reply: Jobs)
   The caller publishes the events: the worker, for jobs. Functions that gateways call
   directly for their own bookkeeping (registered SELF_PUBLISH: imkit_presence_set,
   imkit_gateway_gone) PUBLISH their events themselves, in order, and reply { 'ok', data }.
 
+Jobs: exactly-once replies
+  A job is applied again when its worker died after applying it and before acknowledging
+  it. So the reply of a call with a job id is stored in done:<job id> (cmsgpack of the
+  reply array, 24 h TTL), in the same call; a call whose done:<job id> exists returns that
+  reply unchanged (status, body and events: the worker publishes the same events again,
+  which clients drop by seq) and touches nothing else. Every reply is stored, error
+  replies too (they are definitive); a real fault (a Lua error) is not, and the retry runs
+  for real. This is done once, by the registration wrapper (section 8).
+
+Outbox
+  When a job's events argument is "1", the call appends the events for the website's
+  backend (PROTOCOL.md section 4) to the stream <prefix>events, id '*', fields type, ts
+  (ms, the change's time) and data (JSON text); workers deliver them to the webhook and
+  imkit_events_get pages through them. outbox(type, data) queues one while the handler
+  runs; the wrapper writes them once the handler succeeded, so a refused call writes none,
+  and a replayed job none again. Types: message.sent (the message and "offline", the
+  members with no open connection), room.created, room.updated, room.deleted (the room;
+  deleted: as it was), member.joined and member.left ({"room","members"}, one entry per
+  room and call), client.created (whenever ensure_profile creates a profile). Off, the
+  handlers do no work for it (no offline list is computed).
+
 Failures
-  fail(code, msg) throws a marked error that entry() turns into the error reply. Every
+  fail(code, msg) throws a marked error that the wrapper turns into the error reply. Every
   handler checks everything it needs BEFORE its first write, so a refused call writes
   nothing. Any other Lua error is a real fault and propagates as a Redis error reply: the
   worker retries the job and finally dead-letters it.
@@ -81,9 +108,9 @@ Lua 5.1 limits
 
 Layout
   1. JSON encoder, reader    5. rooms: load, membership, objects, summaries, leaving
-  2. call context, replies   6. messages: objects, current versions, reactions
+  2. call context, events    6. messages: objects, current versions, reactions
   3. keys and channels       7. functions, one section per family
-  4. clients, presence       8. registration
+  4. clients, presence       8. the wrapper (replies, jobs, outbox) and registration
 ]]
 
 ---------------------------------------------------------------------------------------
@@ -232,14 +259,16 @@ local function json_members(text)
 end
 
 ---------------------------------------------------------------------------------------
--- 2. Call context, argument checks, replies
+-- 2. Call context, argument checks, events
 ---------------------------------------------------------------------------------------
 
--- State of the running call, reset by entry(). Redis runs one function at a time.
+-- State of the running call, reset by the wrapper (entry). Redis runs one function at a time.
 local P = ''       -- key prefix
 local FROM = ''    -- acting client, '' = admin
 local NOW = nil    -- ms, read once per call so one call sees one instant
 local EVENTS = {}  -- flat list: channel, frame, channel, frame, ...
+local OUTBOX = nil -- the feed on: entries to write, in order, and .left (see outbox_left);
+                   -- nil when the feed is off (header: Outbox)
 
 local FAIL = {} -- metatable of expected refusals (see fail)
 
@@ -338,36 +367,11 @@ local function emit_skip(channel, skip, ev, data)
   end
 end
 
--- Wraps a handler(args) -> data into a Redis Function callback speaking the reply format.
--- self_publish: publish the queued events here instead of returning them (header: Reply).
-local function entry(handler, self_publish)
-  return function(keys, argv)
-    if argv[1] == nil or argv[2] == nil then
-      error('imkit: call as FCALL <function> 0 <prefix> <from> <msgpack args>')
-    end
-    P, FROM, NOW, EVENTS = argv[1], argv[2], nil, {}
-    local args = {}
-    if argv[3] ~= nil and argv[3] ~= '' then
-      local ok, v = pcall(cmsgpack.unpack, argv[3])
-      if not ok or type(v) ~= 'table' then return { 'bad_request', 'args: not a msgpack map' } end
-      args = v
-    end
-    local ok, data = pcall(handler, args)
-    if not ok then
-      if getmetatable(data) == FAIL then return { data.code, data.msg } end
-      error(data, 0) -- a real fault: let Redis report it
-    end
-    local reply = { 'ok', json(data) }
-    for i = 1, #EVENTS, 2 do
-      if self_publish then
-        redis.call('PUBLISH', EVENTS[i], EVENTS[i + 1])
-      else
-        reply[#reply + 1] = EVENTS[i]
-        reply[#reply + 1] = EVENTS[i + 1]
-      end
-    end
-    return reply
-  end
+-- Queues an outbox entry when the call's feed is on (header: Outbox). data: an object, or
+-- a function that builds it when the entry is written (the state at the end of the call);
+-- ts: the change's time, now when nil.
+local function outbox(type, data, ts)
+  if OUTBOX then OUTBOX[#OUTBOX + 1] = { type = type, data = data, ts = ts } end
 end
 
 ---------------------------------------------------------------------------------------
@@ -386,6 +390,8 @@ function K.user_rooms(id) return P .. 'u:{' .. id .. '}:rooms' end -- zset rid, 
 function K.token(hash) return P .. 'tok:' .. hash end
 function K.online(id) return P .. 'online:{' .. id .. '}' end   -- gw -> count, last_seen
 function K.gw_clients(gw) return P .. 'gwc:' .. gw end            -- set of clients gw counts
+function K.done(job) return P .. 'done:' .. job end               -- a job's reply (cmsgpack)
+function K.events() return P .. 'events' end                      -- the outbox stream
 function K.direct(a, b) -- the pair in byte order, so both sides find the same key
   if bytes_less(b, a) then a, b = b, a end
   return P .. 'direct:{' .. a .. '|' .. b .. '}'
@@ -435,6 +441,8 @@ local function ensure_profile(id, name)
   prof = { name = name or id, created_at = fmt_int(now_ms()),
     tokens_valid_after = prof and prof.tokens_valid_after }
   redis.call('HSET', K.user(id), 'name', prof.name, 'created_at', prof.created_at)
+  -- built when written: callers fill in the returned prof (auth's avatar, client_put's meta)
+  outbox('client.created', function() return client_obj(id, prof) end)
   return prof, true
 end
 
@@ -446,6 +454,16 @@ local function presence_of(id)
     if field ~= 'last_seen' and (tonumber(count) or 0) > 0 then online = true end
   end
   return online, tonumber(h.last_seen)
+end
+
+-- presence_of's online, in one or two commands whatever the hash holds (message.sent asks
+-- it for every member). online:{id} holds only gateway fields, each a count > 0
+-- (imkit_presence_set drops a field at 0, imkit_gateway_gone a dead gateway's), and at most
+-- one last_seen: online iff HLEN - HEXISTS(last_seen) > 0, and HEXISTS matters only at 1.
+local function is_connected(id)
+  local n = redis.call('HLEN', K.online(id))
+  if n == 1 then n = n - redis.call('HEXISTS', K.online(id), 'last_seen') end
+  return n > 0
 end
 
 -- Queues a presence change on the client's presence channel.
@@ -529,6 +547,16 @@ local function member_list(rid)
   return list
 end
 
+-- The members with no open connection (is_connected), in the order of the members hash:
+-- message.sent's "offline". One HKEYS, then one or two commands a member.
+local function offline_members(rid)
+  local ids = arr()
+  for _, id in ipairs(redis.call('HKEYS', K.members(rid))) do
+    if not is_connected(id) then ids[#ids + 1] = id end
+  end
+  return ids
+end
+
 -- room: {"id","type","name","cover","meta","owner","members_count","created_at","updated_at","last_seq"}
 local function room_obj(rid, h)
   return obj('id', rid, 'type', h.type, 'name', h.name or NULL, 'cover', h.cover or NULL,
@@ -591,8 +619,9 @@ local function forget_direct(rid, a, b)
 end
 
 -- Deletes a room: all its keys, the room index entries of `ids` (its remaining members)
--- and the key of its direct pair.
+-- and the key of its direct pair. Outbox: room.deleted, the room as it was (h).
 local function delete_room(rid, h, ids)
+  outbox('room.deleted', room_obj(rid, h))
   if h.type == 'direct' and #ids == 2 then forget_direct(rid, ids[1], ids[2]) end
   for _, id in ipairs(ids) do
     redis.call('ZREM', K.user_rooms(id), rid)
@@ -601,12 +630,27 @@ local function delete_room(rid, h, ids)
     K.edits(rid))
 end
 
+-- Outbox member.left: one entry per room and call, listing every id that left (a removal
+-- of several members is one entry), in the place of the first.
+local function outbox_left(rid, id)
+  if not OUTBOX then return end
+  local ids = OUTBOX.left[rid]
+  if not ids then
+    ids = arr()
+    OUTBOX.left[rid] = ids
+    outbox('member.left', obj('room', rid, 'members', ids))
+  end
+  ids[#ids + 1] = id
+end
+
 -- Takes client id out of room rid (h: the loaded room hash, kept up to date). Events, in
 -- order: room.left to the client; member.left to the room; when the owner left, the
 -- longest-standing member (smallest joined_at, ties by id bytes) becomes owner and
 -- room.updated goes to the room. A room nobody is left in is deleted (no member.left:
--- nobody would get it). Returns true when the room was deleted.
+-- nobody would get it). Returns true when the room was deleted. Outbox: member.left
+-- (also for the last member), then room.updated or room.deleted.
 local function leave_room(rid, h, id)
+  outbox_left(rid, id)
   redis.call('HDEL', K.members(rid), id)
   redis.call('HDEL', K.reads(rid), id)
   redis.call('ZREM', K.user_rooms(id), rid)
@@ -625,7 +669,9 @@ local function leave_room(rid, h, id)
     h.owner, h.updated_at = heir.id, fmt_int(math.max(now_ms(), num(h.updated_at)))
     redis.call('HSET', K.members(rid), heir.id, 'owner|' .. fmt_int(heir.joined_at))
     redis.call('HSET', K.room(rid), 'owner', h.owner, 'updated_at', h.updated_at)
-    emit(CH.room(rid), 'room.updated', room_obj(rid, h))
+    local room = room_obj(rid, h)
+    emit(CH.room(rid), 'room.updated', room)
+    outbox('room.updated', room)
   end
   return false
 end
@@ -952,7 +998,8 @@ local function creation_members(args)
   return all
 end
 
--- Writes a new room and its members; queues room.joined for each member.
+-- Writes a new room and its members; queues room.joined for each member, and room.created
+-- for the outbox (no member.joined: as for room.joined, creation is not a join).
 local function write_room(rid, fields, members, owner)
   local now = now_ms()
   local set = { 'type', fields.type, 'created_at', fmt_int(now), 'updated_at', fmt_int(now),
@@ -976,6 +1023,7 @@ local function write_room(rid, fields, members, owner)
   for _, id in ipairs(members) do
     emit(CH.user(id), 'room.joined', room_summary(rid, h, id, 0))
   end
+  outbox('room.created', room_obj(rid, h)) -- after the client.created of new members
   return h
 end
 
@@ -1077,6 +1125,7 @@ local function fn_room_update(args)
   end
   local room = room_obj(rid, h)
   emit(CH.room(rid), 'room.updated', room)
+  outbox('room.updated', room)
   return room
 end
 
@@ -1114,7 +1163,9 @@ local function fn_members_add(args)
   for _, id in ipairs(new) do
     emit(CH.user(id), 'room.joined', room_summary(rid, h, id, last_seq))
   end
-  emit_skip(CH.room(rid), new, 'member.joined', obj('room', rid, 'members', arr(new)))
+  local joined = obj('room', rid, 'members', arr(new))
+  emit_skip(CH.room(rid), new, 'member.joined', joined)
+  outbox('member.joined', joined)
   return room_obj(rid, h)
 end
 
@@ -1256,6 +1307,10 @@ local function fn_msg_send(args)
   redis.call('HSET', K.cids(rid), FROM .. '|' .. cid, fmt_int(m.seq) .. '|' .. fmt_int(m.ts))
   redis.call('HSET', K.reads(rid), FROM, fmt_int(m.seq)) -- own messages are never unread
   emit(CH.room(rid), 'message', raw(text))
+  if OUTBOX then -- the stored message byte for byte, plus "offline"
+    outbox('message.sent', raw(text:sub(1, -2) .. ',"offline":' .. json(offline_members(rid)) .. '}'),
+      m.ts)
+  end
   return send_answer(rid, m.seq, m.ts, cid)
 end
 
@@ -1453,38 +1508,132 @@ local function fn_sync(args)
 end
 
 ---------------------------------------------------------------------------------------
--- 8. Registration
+-- 7f. Functions: the event feed
 ---------------------------------------------------------------------------------------
 
-local WRITE, QUERY = {}, { 'no-writes' }
-local SELF_PUBLISH = true -- 4th column: the function publishes its events (header: Reply)
+local EVENTS_PAGE, EVENTS_PAGE_MAX = 100, 1000
 
-local FUNCTIONS = {
-  { 'imkit_auth', fn_auth, WRITE },
-  { 'imkit_client_put', fn_client_put, WRITE },
-  { 'imkit_token_create', fn_token_create, WRITE },
+-- imkit_events_get (admin): args after? (an event id, exclusive; "0-0", the default, for the
+-- beginning), limit? (1..1000, default 100)  ->  {"events":[{"id","type","ts","data"}…]},
+-- oldest first, data embedded as stored.
+local function fn_events_get(args)
+  if FROM ~= '' then fail('forbidden', 'only the admin API may read the events') end
+  local after = arg_str(args, 'after') or '0-0'
+  local limit = clamp(arg_int(args, 'limit') or EVENTS_PAGE, 1, EVENTS_PAGE_MAX)
+  local bad = 'after: an event id such as 1764115200000-0'
+  if not after:match('^%d+%-%d+$') then fail('bad_request', bad) end
+  local entries = redis.pcall('XRANGE', K.events(), '(' .. after, '+', 'COUNT', limit)
+  if entries.err then
+    if entries.err:find('invalid start ID', 1, true) then
+      entries = {} -- after the greatest id there can be: nothing
+    elseif entries.err:find('Invalid stream ID', 1, true) then
+      fail('bad_request', bad) -- a part above 2^64 - 1
+    else
+      error(entries.err, 0)
+    end
+  end
+  local events = arr()
+  for _, e in ipairs(entries) do
+    local f, fields = {}, e[2]
+    for k = 1, #fields, 2 do f[fields[k]] = fields[k + 1] end
+    events[#events + 1] = obj('id', e[1], 'type', f.type or NULL, 'ts', raw_or_null(f.ts),
+      'data', raw_or_null(f.data))
+  end
+  return obj('events', events)
+end
+
+---------------------------------------------------------------------------------------
+-- 8. The wrapper, and registration
+---------------------------------------------------------------------------------------
+
+-- How a function is called (4th column of FUNCTIONS): a plain call (nil), a job (JOB: the
+-- worker calls it, with the job id and the events flag: header, Jobs and Outbox), or a
+-- gateway's own bookkeeping that publishes its events itself (SELF_PUBLISH: header, Reply).
+local JOB, SELF_PUBLISH = 'job', 'self-publish'
+local DONE_TTL_MS = '86400000' -- how long a job's reply is kept: 24 h
+
+-- Runs handler(args) -> data once and answers in the reply format; writes the queued
+-- outbox entries when it succeeded.
+local function run(handler, packed, self_publish)
+  local args = {}
+  if packed ~= nil and packed ~= '' then
+    local ok, v = pcall(cmsgpack.unpack, packed)
+    if not ok or type(v) ~= 'table' then return { 'bad_request', 'args: not a msgpack map' } end
+    args = v
+  end
+  local ok, data = pcall(handler, args)
+  if not ok then
+    if getmetatable(data) == FAIL then return { data.code, data.msg } end
+    error(data, 0) -- a real fault: let Redis report it
+  end
+  local reply = { 'ok', json(data) }
+  for i = 1, #EVENTS, 2 do
+    if self_publish then
+      redis.call('PUBLISH', EVENTS[i], EVENTS[i + 1])
+    else
+      reply[#reply + 1] = EVENTS[i]
+      reply[#reply + 1] = EVENTS[i + 1]
+    end
+  end
+  for _, e in ipairs(OUTBOX or {}) do
+    local d = e.data
+    if type(d) == 'function' then d = d() end
+    redis.call('XADD', K.events(), '*', 'type', e.type, 'ts', fmt_int(e.ts or now_ms()),
+      'data', json(d))
+  end
+  return reply
+end
+
+-- Wraps a handler(args) -> data into a Redis Function callback (mode: see JOB). A job with
+-- an id answers from done:<id> when it was applied already, else runs and stores its reply.
+local function entry(handler, mode)
+  return function(keys, argv)
+    if argv[1] == nil or argv[2] == nil then
+      error('imkit: call as FCALL <function> 0 <prefix> <from> <msgpack args>')
+    end
+    P, FROM, NOW, EVENTS, OUTBOX = argv[1], argv[2], nil, {}, nil
+    if mode ~= JOB then return run(handler, argv[3], mode == SELF_PUBLISH) end
+    local job = argv[4] ~= '' and argv[4] or nil
+    if job then
+      local done = redis.call('GET', K.done(job))
+      if done then return cmsgpack.unpack(done) end
+    end
+    if argv[5] == '1' then OUTBOX = { left = {} } end
+    local reply = run(handler, argv[3], false)
+    if job then redis.call('SET', K.done(job), cmsgpack.pack(reply), 'PX', DONE_TTL_MS) end
+    return reply
+  end
+end
+
+local WRITE, QUERY = {}, { 'no-writes' }
+
+local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list of job kinds)
+  { 'imkit_auth', fn_auth, WRITE, JOB },
+  { 'imkit_client_put', fn_client_put, WRITE, JOB },
+  { 'imkit_token_create', fn_token_create, WRITE, JOB },
   { 'imkit_client_get', fn_client_get, QUERY },
-  { 'imkit_room_create', fn_room_create, WRITE },
+  { 'imkit_room_create', fn_room_create, WRITE, JOB },
   { 'imkit_room_get', fn_room_get, QUERY },
   { 'imkit_room_list', fn_room_list, QUERY },
-  { 'imkit_room_read', fn_room_read, WRITE },
-  { 'imkit_msg_send', fn_msg_send, WRITE },
+  { 'imkit_room_read', fn_room_read, WRITE, JOB },
+  { 'imkit_msg_send', fn_msg_send, WRITE, JOB },
   { 'imkit_msg_history', fn_msg_history, QUERY },
-  { 'imkit_me_update', fn_me_update, WRITE },
-  { 'imkit_room_update', fn_room_update, WRITE },
-  { 'imkit_members_add', fn_members_add, WRITE },
-  { 'imkit_members_remove', fn_members_remove, WRITE },
-  { 'imkit_room_leave', fn_room_leave, WRITE },
-  { 'imkit_room_delete', fn_room_delete, WRITE },
-  { 'imkit_msg_edit', fn_msg_edit, WRITE },
-  { 'imkit_msg_recall', fn_msg_recall, WRITE },
-  { 'imkit_msg_react', fn_msg_react, WRITE },
+  { 'imkit_me_update', fn_me_update, WRITE, JOB },
+  { 'imkit_room_update', fn_room_update, WRITE, JOB },
+  { 'imkit_members_add', fn_members_add, WRITE, JOB },
+  { 'imkit_members_remove', fn_members_remove, WRITE, JOB },
+  { 'imkit_room_leave', fn_room_leave, WRITE, JOB },
+  { 'imkit_room_delete', fn_room_delete, WRITE, JOB },
+  { 'imkit_msg_edit', fn_msg_edit, WRITE, JOB },
+  { 'imkit_msg_recall', fn_msg_recall, WRITE, JOB },
+  { 'imkit_msg_react', fn_msg_react, WRITE, JOB },
   { 'imkit_sync', fn_sync, QUERY },
-  { 'imkit_client_delete', fn_client_delete, WRITE },
-  { 'imkit_tokens_revoke', fn_tokens_revoke, WRITE },
+  { 'imkit_client_delete', fn_client_delete, WRITE, JOB },
+  { 'imkit_tokens_revoke', fn_tokens_revoke, WRITE, JOB },
   { 'imkit_presence_set', fn_presence_set, WRITE, SELF_PUBLISH },
   { 'imkit_presence_get', fn_presence_get, QUERY },
   { 'imkit_gateway_gone', fn_gateway_gone, WRITE, SELF_PUBLISH },
+  { 'imkit_events_get', fn_events_get, QUERY },
 }
 
 for i = 1, #FUNCTIONS do -- a plain loop: ipairs is not reachable at load time

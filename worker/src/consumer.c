@@ -179,11 +179,27 @@ static void append_fcall(imk_consumer_t *c, const struct batch_job *bj)
 {
     char fn[64];
     snprintf(fn, sizeof(fn), "%.*s", (int)bj->job.kind.len, bj->job.kind.ptr);
-    const char *argv[] = {"FCALL",         fn, "0", c->cfg->redis_prefix, bj->job.from.ptr,
-                          bj->job.args.ptr};
-    size_t lens[] = {
-        5, strlen(fn), 1, strlen(c->cfg->redis_prefix), bj->job.from.len, bj->job.args.len};
-    redisAppendCommandArgv(c->redis, 6, argv, lens);
+    /* The job id lets the function recognise a job it already applied (a worker died or
+     * stalled before acknowledging it) and answer exactly as the first time; the last
+     * argument says whether it records events for the feed and webhooks. */
+    const char *events = c->cfg->events_retention_s > 0 ? "1" : "0";
+    const char *argv[] = {"FCALL",
+                          fn,
+                          "0",
+                          c->cfg->redis_prefix,
+                          bj->job.from.ptr,
+                          bj->job.args.ptr,
+                          bj->job.job_id.ptr,
+                          events};
+    size_t lens[] = {5,
+                     strlen(fn),
+                     1,
+                     strlen(c->cfg->redis_prefix),
+                     bj->job.from.len,
+                     bj->job.args.len,
+                     bj->job.job_id.len,
+                     1};
+    redisAppendCommandArgv(c->redis, 8, argv, lens);
 }
 
 /* Publishes the answer to the gateway waiting for it, if any. Returns 1 when a command was

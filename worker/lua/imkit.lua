@@ -1058,8 +1058,9 @@ local function create_group(args, members, fields)
     end
     if not listed then table.insert(members, 1, owner) end
   end
-  if #members > MAX_GROUP_MEMBERS then
-    fail('too_large', 'members: a group room holds at most ' .. MAX_GROUP_MEMBERS .. ' members')
+  local max = arg_int(args, 'max_members') or MAX_GROUP_MEMBERS -- limits.members
+  if #members > max then
+    fail('too_large', 'members: a group room holds at most ' .. max .. ' members')
   end
   local rid = arg_str(args, 'id') or arg_str(args, 'new_id')
   if not rid then fail('bad_request', 'new_id: required when id is absent') end

@@ -106,7 +106,7 @@ static const struct key_spec keys[] = {
     INT("limits.rate", limits_rate, 1, 100000, "50", "requests per second a connection sustains"),
     INT("limits.burst", limits_burst, 1, 100000, "100", "requests a connection may send at once"),
     INT("limits.rate_abuse", limits_rate_abuse, 1, 1000000, "200",
-        "requests refused rate_limited in a row before close 4429"),
+        "requests refused rate_limited within 10 s before close 4429"),
     STR("log.level", log_level, "info", "debug, info, warn or error"),
     STR("log.format", log_format, "text", "text (key=value) or json"),
 };

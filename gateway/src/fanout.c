@@ -3,7 +3,10 @@
 #include "imkit/err.h"
 #include "imkit/keys.h"
 #include "imkit/log.h"
+#include "imkit/job.h"
 #include "link.h"
+
+#include <hiredis/hiredis.h>
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -14,6 +17,13 @@ struct group {
     imk_session_t **items;
     size_t n;
     size_t cap;
+    /* A room subscribed because of a room.joined: messages sent between the join and the
+     * subscription taking effect are fetched from history once Redis confirms it; live
+     * events arriving until then wait in held (each as a size_t length and its bytes). */
+    bool catching_up;
+    bool fetching;
+    int64_t after_seq;
+    imk_buf_t held;
 };
 
 struct imk_fanout {
@@ -46,6 +56,7 @@ static void free_group(const char *key, size_t len, void *value, void *arg)
     (void)len;
     (void)arg;
     struct group *g = value;
+    imk_buf_deinit(&g->held);
     free(g->items);
     free(g);
 }
@@ -280,12 +291,21 @@ static bool follow_membership(imk_fanout_t *f, struct group *g, const char *payl
         bool joined = strcmp(name, "room.joined") == 0;
         bool left = strcmp(name, "room.left") == 0;
         json_t *room = json_object_get(data, joined ? "id" : "room");
+        bool fresh =
+            joined && json_is_string(room) &&
+            imk_map_get(f->rooms, json_string_value(room), json_string_length(room)) == NULL;
         for (size_t i = 0; (joined || left) && json_is_string(room) && i < g->n; i++) {
             if (joined) {
                 imk_fanout_join(f, g->items[i], json_string_value(room), json_string_length(room));
             } else {
                 imk_fanout_leave(f, g->items[i], json_string_value(room), json_string_length(room));
             }
+        }
+        struct group *rg =
+            fresh ? imk_map_get(f->rooms, json_string_value(room), json_string_length(room)) : NULL;
+        if (rg != NULL) {
+            rg->catching_up = true;
+            rg->after_seq = json_integer_value(json_object_get(data, "last_seq"));
         }
     }
     json_decref(ev);
@@ -318,7 +338,13 @@ void imk_fanout_deliver(imk_fanout_t *f, const char *channel, size_t channel_len
         return;
     }
     if (kind == 'r') {
-        send_to_room(imk_map_get(f->rooms, id, id_len), payload, payload_len);
+        struct group *g = imk_map_get(f->rooms, id, id_len);
+        if (g != NULL && g->catching_up) {
+            imk_buf_append(&g->held, &payload_len, sizeof(payload_len));
+            imk_buf_append(&g->held, payload, payload_len);
+        } else {
+            send_to_room(g, payload, payload_len);
+        }
     } else if (kind == 'u') {
         struct group *g = imk_map_get(f->clients, id, id_len);
         if (follow_membership(f, g, payload, payload_len)) {
@@ -327,4 +353,116 @@ void imk_fanout_deliver(imk_fanout_t *f, const char *channel, size_t channel_len
     } else if (kind == 'p') {
         send_to_group(imk_map_get(f->watched, id, id_len), payload, payload_len);
     }
+}
+
+/* What the history reply of a catch-up needs: the fan-out and the room (copied: the group
+ * may be gone by the time the reply comes). */
+struct catch_up {
+    imk_fanout_t *f;
+    char room[IMK_ID_MAX + 1];
+};
+
+/* The seq of a held message event, or 0 for any other event. */
+static int64_t message_seq(const char *payload, size_t len)
+{
+    const char *nl = len > 0 && payload[0] == '!' ? memchr(payload, '\n', len) : NULL;
+    const char *frame = nl != NULL ? nl + 1 : payload;
+    json_t *ev = json_loadb(frame, len - (size_t)(frame - payload), 0, NULL);
+    int64_t seq = 0;
+    if (json_is_string(json_object_get(ev, "ev")) &&
+        strcmp(json_string_value(json_object_get(ev, "ev")), "message") == 0) {
+        seq = json_integer_value(json_object_get(json_object_get(ev, "data"), "seq"));
+    }
+    json_decref(ev);
+    return seq;
+}
+
+/* Delivers the fetched messages, then the held events that are not among them. */
+static void finish_catch_up(struct group *g, json_t *messages)
+{
+    int64_t last = g->after_seq;
+    size_t i;
+    json_t *m;
+    json_array_foreach(messages, i, m)
+    {
+        char *text = json_dumps(m, JSON_COMPACT);
+        if (text != NULL) {
+            imk_buf_t frame = IMK_BUF_INIT;
+            imk_buf_printf(&frame, "{\"ev\":\"message\",\"data\":%s}", text);
+            send_to_group(g, frame.data, frame.len);
+            imk_buf_deinit(&frame);
+            free(text);
+        }
+        json_int_t seq = json_integer_value(json_object_get(m, "seq"));
+        last = seq > last ? seq : last;
+    }
+    g->catching_up = false;
+    g->fetching = false;
+    for (size_t off = 0; off + sizeof(size_t) <= g->held.len;) {
+        size_t len;
+        memcpy(&len, g->held.data + off, sizeof(len));
+        const char *payload = g->held.data + off + sizeof(len);
+        int64_t seq = message_seq(payload, len);
+        if (seq == 0 || seq > last) {
+            send_to_room(g, payload, len);
+        }
+        off += sizeof(len) + len;
+    }
+    imk_buf_deinit(&g->held);
+}
+
+static void on_history(struct redisReply *reply, void *arg)
+{
+    struct catch_up *cu = arg;
+    struct group *g = imk_map_get(cu->f->rooms, cu->room, strlen(cu->room));
+    if (g != NULL && g->catching_up) {
+        json_t *body = NULL;
+        if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+            strcmp(reply->element[0]->str, "ok") == 0) {
+            body = json_loadb(reply->element[1]->str, reply->element[1]->len, 0, NULL);
+        }
+        finish_catch_up(g, json_object_get(body, "messages"));
+        json_decref(body);
+    }
+    free(cu);
+}
+
+void imk_fanout_on_subscribed(imk_fanout_t *f, const char *channel, size_t channel_len)
+{
+    size_t plen = strlen(f->gw->cfg->redis_prefix);
+    char kind;
+    const char *id;
+    size_t id_len;
+    if (channel_len <= plen ||
+        parse_channel(channel + plen, channel_len - plen, &kind, &id, &id_len) != 0 ||
+        kind != 'r') {
+        return;
+    }
+    struct group *g = imk_map_get(f->rooms, id, id_len);
+    struct catch_up *cu = g != NULL && g->catching_up && !g->fetching ? malloc(sizeof(*cu)) : NULL;
+    if (cu == NULL) {
+        return;
+    }
+    cu->f = f;
+    snprintf(cu->room, sizeof(cu->room), "%.*s", (int)id_len, id);
+    imk_buf_t args = IMK_BUF_INIT;
+    imk_mp_t mp;
+    imk_mp_init(&mp, &args);
+    imk_mp_map(&mp, 3);
+    imk_mp_cstr(&mp, "room");
+    imk_mp_cstr(&mp, cu->room);
+    imk_mp_cstr(&mp, "after");
+    imk_mp_int(&mp, g->after_seq);
+    imk_mp_cstr(&mp, "limit");
+    imk_mp_int(&mp, 100);
+    /* As the system (from ""): the joined client's membership is a fact already. */
+    const char *argv[] = {"FCALL_RO", "imkit_msg_history", "0", f->gw->cfg->redis_prefix, "",
+                          args.data};
+    size_t lens[] = {8, 17, 1, plen, 0, args.len};
+    g->fetching = true;
+    if (mp.err != 0 || imk_link_command(f->gw->link, on_history, cu, 6, argv, lens) != 0) {
+        free(cu);
+        finish_catch_up(g, NULL);
+    }
+    imk_buf_deinit(&args);
 }

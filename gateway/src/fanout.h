@@ -25,6 +25,12 @@ int imk_fanout_watch(imk_fanout_t *f, imk_session_t *s, const struct json_t *ids
 /* Removes a session from its client, every room and every watch. */
 void imk_fanout_remove_session(imk_fanout_t *f, imk_session_t *s);
 
+/* Redis confirmed the subscription of channel: a room subscribed for a room.joined now
+ * fetches the messages sent since the join, which were published before the subscription
+ * took effect, and delivers them (live events arriving meanwhile wait, so nothing is
+ * delivered twice or out of order). */
+void imk_fanout_on_subscribed(imk_fanout_t *f, const char *channel, size_t channel_len);
+
 /* A message of a room, client or presence channel (the prefix included in channel). A room
  * event may start with "!skip <id>,<id>\n": those clients' sessions do not get it. The
  * personal control event session.revoked closes the client's sessions with its code. */

@@ -37,8 +37,7 @@ struct imk_link {
     imk_map_t *channels; /* subscribed channel names (values unused) */
     size_t outstanding;  /* commands sent and not answered yet */
     int64_t last_reply_ms;
-    imk_link_message_fn *on_message;
-    imk_link_ready_fn *on_ready;
+    imk_link_callbacks_t cb;
     void *arg;
 };
 
@@ -82,8 +81,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
     if (strcmp(reply->element[0]->str, "message") == 0 &&
         reply->element[2]->type == REDIS_REPLY_STRING) {
-        link->on_message(reply->element[1]->str, reply->element[1]->len, reply->element[2]->str,
-                         reply->element[2]->len, link->arg);
+        link->cb.on_message(reply->element[1]->str, reply->element[1]->len, reply->element[2]->str,
+                            reply->element[2]->len, link->arg);
+    } else if (strcmp(reply->element[0]->str, "subscribe") == 0 && link->cb.on_subscribed) {
+        link->cb.on_subscribed(reply->element[1]->str, reply->element[1]->len, link->arg);
     }
 }
 
@@ -114,8 +115,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
     IMK_INFO("redis_connected", "link=%s", c->name);
     if (c->subscriber) {
         imk_map_foreach(c->link->channels, resubscribe_one, c->link);
-        if (c->link->on_ready != NULL) {
-            c->link->on_ready(c->link->arg);
+        if (c->link->cb.on_ready != NULL) {
+            c->link->cb.on_ready(c->link->arg);
         }
     }
 }
@@ -179,7 +180,7 @@ static int init_conn(imk_link_t *link, struct conn *c, const char *name, bool su
 }
 
 imk_link_t *imk_link_create(struct event_base *base, const imk_config_t *cfg,
-                            imk_link_message_fn *on_message, imk_link_ready_fn *on_ready, void *arg)
+                            const imk_link_callbacks_t *callbacks, void *arg)
 {
     imk_link_t *link = calloc(1, sizeof(*link));
     if (link == NULL) {
@@ -187,8 +188,7 @@ imk_link_t *imk_link_create(struct event_base *base, const imk_config_t *cfg,
     }
     link->base = base;
     link->cfg = cfg;
-    link->on_message = on_message;
-    link->on_ready = on_ready;
+    link->cb = *callbacks;
     link->arg = arg;
     link->channels = imk_map_create();
     if (link->channels == NULL || imk_redis_url_parse(cfg->redis_url, &link->url) != 0 ||

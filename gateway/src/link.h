@@ -23,10 +23,18 @@ typedef void imk_link_message_fn(const char *channel, size_t channel_len, const 
 /* Called after each (re)connection of the subscriber, once its channels are resubscribed:
  * whatever was published meanwhile is lost, and the owner may want to say so. */
 typedef void imk_link_ready_fn(void *arg);
+/* Called when Redis confirms a SUBSCRIBE: from then on, the channel's messages arrive. */
+typedef void imk_link_subscribed_fn(const char *channel, size_t channel_len, void *arg);
 
+typedef struct imk_link_callbacks {
+    imk_link_message_fn *on_message;
+    imk_link_ready_fn *on_ready;           /* may be NULL */
+    imk_link_subscribed_fn *on_subscribed; /* may be NULL */
+} imk_link_callbacks_t;
+
+/* callbacks is copied; arg is handed to each. */
 imk_link_t *imk_link_create(struct event_base *base, const imk_config_t *cfg,
-                            imk_link_message_fn *on_message, imk_link_ready_fn *on_ready,
-                            void *arg);
+                            const imk_link_callbacks_t *callbacks, void *arg);
 void imk_link_destroy(imk_link_t *link);
 
 /* Connects both; returns 0 (connection goes on in the background) or IMK_EINVAL. */

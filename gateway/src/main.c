@@ -48,6 +48,12 @@ static void on_channel_message(const char *channel, size_t channel_len, const ch
     }
 }
 
+static void on_channel_subscribed(const char *channel, size_t len, void *arg)
+{
+    imk_gateway_t *gw = arg;
+    imk_fanout_on_subscribed(gw->fanout, channel, len);
+}
+
 static void on_drained(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -105,7 +111,8 @@ static int start(imk_gateway_t *gw)
     gw->sessions = imk_map_create();
     gw->pending = imk_pending_create(gw->base, gw->cfg->gateway_request_timeout_ms);
     gw->fanout = imk_fanout_create(gw);
-    gw->link = imk_link_create(gw->base, gw->cfg, on_channel_message, NULL, gw);
+    static const imk_link_callbacks_t callbacks = {on_channel_message, NULL, on_channel_subscribed};
+    gw->link = imk_link_create(gw->base, gw->cfg, &callbacks, gw);
     if (gw->admission == NULL || gw->sessions == NULL || gw->pending == NULL ||
         gw->fanout == NULL || gw->link == NULL) {
         fprintf(stderr, "imkit-gateway: cannot start (bad redis.url or no memory)\n");

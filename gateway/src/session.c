@@ -22,6 +22,7 @@
 
 #define NO_ID (-1) /* a request whose id could not be read: answered with "id": null */
 #define TYPING_INTERVAL_MS 1000
+#define ABUSE_WINDOW_MS 10000
 
 static void send_error(imk_session_t *s, int64_t id, const char *code, const char *message)
 {
@@ -365,6 +366,19 @@ static int parse_frame(imk_session_t *s, json_t *frame, int64_t *id, const char 
     return 0;
 }
 
+/* The answer of the room.get that stands in for a typing by a non-member. */
+static void on_typing_checked(void *ctx, uint64_t tag, const char *status, size_t status_len,
+                              const char *body, size_t body_len)
+{
+    if (status_len == 2 && memcmp(status, "ok", 2) == 0) {
+        imk_session_t *s = ctx;
+        s->waiting--;
+        send_ok(s, (int64_t)tag, "{}", 2);
+    } else {
+        on_answer(ctx, tag, status, status_len, body, body_len);
+    }
+}
+
 /* typing: not stored, not a job. Membership is known locally (the session receives the
  * room's events only as a member), so the event is published straight to the room channel,
  * skipping the typer's own sessions, at most once a second per session. */
@@ -376,7 +390,21 @@ static void do_typing(imk_session_t *s, int64_t id, json_t *data)
         return;
     }
     if (imk_map_get(s->rooms, json_string_value(room), json_string_length(room)) == NULL) {
-        send_error(s, id, "forbidden", "not a member of this room");
+        /* Not a member as far as this gateway knows: room.get tells forbidden from
+         * not_found (and a member whose room.joined is still on its way gets {}). */
+        imk_buf_t args = IMK_BUF_INIT;
+        imk_op_route_t route = {NULL, NULL};
+        const imk_op_t *get = imk_op_find("room.get");
+        if (id != 0 && build_op(s, id, get, data, &args, &route) == 0) {
+            imk_call_t call = {get->function, true, s->client, NULL, s->id, &args};
+            int rc = imk_dispatch(s->gw, &call, on_typing_checked, s, (uint64_t)id);
+            if (rc == 0) {
+                s->waiting++;
+            } else {
+                answer_dispatch_failure(s, id, rc);
+            }
+        }
+        imk_buf_deinit(&args);
         return;
     }
     int64_t now = imk_now_ms();
@@ -413,8 +441,9 @@ static void do_presence_watch(imk_session_t *s, int64_t id, const imk_op_t *op, 
     imk_buf_deinit(&args);
 }
 
-/* Token bucket: limits.rate requests a second, bursts of limits.burst. A client that keeps
- * going after being told rate_limited is closed 4429. Returns whether to serve. */
+/* Token bucket: limits.rate requests a second, bursts of limits.burst. A client refused
+ * limits.rate_abuse times within ABUSE_WINDOW_MS is closed 4429, however it paces itself.
+ * Returns whether to serve. */
 static bool within_rate(imk_session_t *s)
 {
     const imk_config_t *cfg = s->gw->cfg;
@@ -426,8 +455,11 @@ static bool within_rate(imk_session_t *s)
     s->tokens_at = now;
     if (s->tokens >= 1.0) {
         s->tokens -= 1.0;
-        s->refused = 0;
         return true;
+    }
+    if (now - s->refused_since > ABUSE_WINDOW_MS) {
+        s->refused_since = now;
+        s->refused = 0;
     }
     if (++s->refused >= cfg->limits_rate_abuse) {
         imk_session_close(s, 4429, "rate limit abuse");

@@ -31,7 +31,8 @@ typedef struct imk_session {
     struct event *deadline;      /* auth deadline, then the token's expiry */
     double tokens;               /* request budget: limits.rate per second up to limits.burst */
     int64_t tokens_at;           /* when tokens was last refilled, ms */
-    int refused;                 /* requests refused rate_limited in a row */
+    int refused;                 /* requests refused rate_limited in the current window */
+    int64_t refused_since;       /* start of that window, ms */
 } imk_session_t;
 
 /* Takes ownership of bev, already upgraded, and of the admission slot of peer (given back

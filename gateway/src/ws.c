@@ -14,6 +14,8 @@
 #include <sys/time.h>
 #include <wslay/wslay.h>
 
+#define CLOSE_WAIT_MS 2000
+
 struct imk_ws {
     struct bufferevent *bev;
     wslay_event_context_ptr ctx;
@@ -23,9 +25,10 @@ struct imk_ws {
     int64_t message_start_ms; /* when the message in progress began; 0: none */
     imk_ws_callbacks_t cb;
     void *arg;
-    bool closing;            /* we queued a close frame: free once it is written */
-    bool closed;             /* on_closed was called or is scheduled */
-    struct event *closed_ev; /* runs on_closed from the loop, never from inside a call */
+    bool closing;             /* we queued a close frame: wait for the peer's, a moment */
+    struct event *close_wait; /* gives up waiting for the peer's close frame */
+    bool closed;              /* on_closed was called or is scheduled */
+    struct event *closed_ev;  /* runs on_closed from the loop, never from inside a call */
 };
 
 static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -69,6 +72,8 @@ static ssize_t on_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, s
     }
     return (ssize_t)len;
 }
+
+static void on_close_wait(evutil_socket_t fd, short what, void *arg);
 
 static void on_closed_event(evutil_socket_t fd, short what, void *arg)
 {
@@ -127,8 +132,12 @@ static void flush(imk_ws_t *ws)
         imk_ws_close(ws, 4408, "too slow to read");
         return;
     }
+    /* After our close frame, the connection stays until the peer's close frame comes (or
+     * close_wait fires), reading and dropping what it still sends: closing a socket with
+     * unread bytes makes the kernel reset it, and the reset can destroy the close frame
+     * (and the answers before it) on their way to the client. */
     bool done = !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx);
-    if ((done || ws->closing) && queued == 0) {
+    if (done && queued == 0) {
         notify_closed(ws);
     }
 }
@@ -208,9 +217,16 @@ imk_ws_t *imk_ws_create(struct bufferevent *bev, const imk_ws_limits_t *limits,
                                                                : limits->message_timeout_ms) /
         4;
     ws->keepalive = event_new(bufferevent_get_base(bev), -1, EV_PERSIST, on_keepalive, ws);
-    if (ws->closed_ev == NULL || ws->keepalive == NULL) {
+    ws->close_wait = evtimer_new(bufferevent_get_base(bev), on_close_wait, ws);
+    if (ws->closed_ev == NULL || ws->keepalive == NULL || ws->close_wait == NULL) {
         if (ws->closed_ev != NULL) {
             event_free(ws->closed_ev);
+        }
+        if (ws->keepalive != NULL) {
+            event_free(ws->keepalive);
+        }
+        if (ws->close_wait != NULL) {
+            event_free(ws->close_wait);
         }
         wslay_event_context_free(ws->ctx);
         free(ws);
@@ -238,6 +254,7 @@ void imk_ws_destroy(imk_ws_t *ws)
     }
     event_free(ws->closed_ev);
     event_free(ws->keepalive);
+    event_free(ws->close_wait);
     wslay_event_context_free(ws->ctx);
     bufferevent_free(ws->bev);
     free(ws);
@@ -263,5 +280,14 @@ void imk_ws_close(imk_ws_t *ws, uint16_t code, const char *reason)
     }
     ws->closing = true;
     wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, strlen(reason));
+    struct timeval wait = {CLOSE_WAIT_MS / 1000, (CLOSE_WAIT_MS % 1000) * 1000};
+    evtimer_add(ws->close_wait, &wait);
     flush(ws);
+}
+
+static void on_close_wait(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    notify_closed(arg); /* the peer did not answer our close frame in time */
 }

@@ -231,6 +231,7 @@ static void send_to_group(struct group *g, const char *payload, size_t len)
 {
     for (size_t i = 0; g != NULL && i < g->n; i++) {
         imk_session_send(g->items[i], payload, len);
+        g->items[i]->gw->stats.deliveries++;
     }
 }
 
@@ -267,6 +268,7 @@ static void send_to_room(struct group *g, const char *payload, size_t len)
     for (size_t i = 0; g != NULL && i < g->n; i++) {
         if (!skipped(list, (size_t)(nl - list), g->items[i]->client)) {
             imk_session_send(g->items[i], frame, frame_len);
+            g->items[i]->gw->stats.deliveries++;
         }
     }
 }

@@ -26,6 +26,7 @@
 
 static void send_error(imk_session_t *s, int64_t id, const char *code, const char *message)
 {
+    s->gw->stats.errors++;
     if (id == 0) {
         return; /* a request without id gets no answer */
     }
@@ -470,7 +471,9 @@ static bool within_rate(imk_session_t *s)
 static void on_text(void *arg, const char *text, size_t len)
 {
     imk_session_t *s = arg;
+    s->gw->stats.requests++;
     if (!within_rate(s)) {
+        s->gw->stats.rate_limited++;
         json_t *frame = json_loadb(text, len, 0, NULL);
         json_t *idv = json_object_get(frame, "id");
         int64_t id = json_is_integer(idv) && json_integer_value(idv) > 0 ? json_integer_value(idv)

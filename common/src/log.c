@@ -4,6 +4,7 @@
 #include "imkit/err.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -39,8 +40,8 @@ int imk_log_enabled(int level)
     return level >= settings.level;
 }
 
-/* Turns "a=1 b=x y" into JSON members: values are kept as strings, split at the spaces
- * that precede a key. Good enough for our own fields, which never hold spaces. */
+/* Turns `a=1 b="x y"` into JSON members: values are kept as strings; a value in double
+ * quotes runs to the closing quote and may hold spaces. */
 static void write_json_fields(FILE *out, const char *fields)
 {
     const char *p = fields;
@@ -52,12 +53,15 @@ static void write_json_fields(FILE *out, const char *fields)
         if (*p == '\0' || eq == NULL) {
             break;
         }
-        const char *end = strchr(eq, ' ');
+                const char *value = eq + 1;
+        bool quoted = *value == '"';
+        value += quoted;
+        const char *end = strchr(value, quoted ? '"' : ' ');
         if (end == NULL) {
-            end = eq + strlen(eq);
+            end = value + strlen(value);
         }
         fprintf(out, ",\"%.*s\":\"", (int)(eq - p), p);
-        for (const char *c = eq + 1; c < end; c++) {
+        for (const char *c = value; c < end; c++) {
             if (*c == '"' || *c == '\\') {
                 fputc('\\', out);
             }
@@ -65,8 +69,8 @@ static void write_json_fields(FILE *out, const char *fields)
                 fputc(*c, out);
             }
         }
-        fputc('"', out);
-        p = end;
+                fputc('"', out);
+        p = *end == '"' ? end + 1 : end;
     }
 }
 

@@ -563,7 +563,8 @@ imk_admin_t *imk_admin_create(imk_gateway_t *gw)
     }
     evhttp_set_max_body_size(a->http, BODY_MAX);
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE);
+                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(a->http, on_request, a);
     if (a->nkeys == 0) {
         IMK_WARN("admin_no_keys", "note=\"admin.api_keys is empty: every /v1 request gets 401\"");

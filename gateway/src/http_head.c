@@ -144,6 +144,10 @@ int imk_http_head_feed(imk_http_head_t *h, const char *data, size_t len, size_t 
     enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
     h->head_bytes += n;
     *used = n;
+    if (h->done && h->head_bytes > IMK_HTTP_HEAD_MAX) {
+        h->failed = true; /* complete, but longer than allowed (it came in one read) */
+        return IMK_ETOOBIG;
+    }
     if (h->done) {
         /* Paused in on_headers_complete, http-parser leaves the head's last '\n' unread. */
         if (n < len && data[n] == '\n') {

@@ -272,6 +272,9 @@ int imk_link_command(imk_link_t *link, imk_link_reply_fn *fn, void *arg, int arg
         free(call);
         return IMK_EREDIS;
     }
+    if (link->outstanding++ == 0) {
+        link->last_reply_ms = now_ms(); /* the wait starts now */
+    }
     return 0;
 }
 

@@ -104,6 +104,10 @@ struct event *imk_liveness_start(imk_gateway_t *gw)
                          (gw->cfg->gateway_heartbeat_ms % 1000) * 1000};
     if (ev != NULL) {
         evtimer_add(ev, &tv);
+        /* Announce this gateway at once rather than after a whole interval: one that dies
+         * early must still be found by the sweep, or its clients would stay online. */
+        struct timeval soon = {0, 300 * 1000};
+        event_base_once(gw->base, -1, EV_TIMEOUT, on_tick, gw, &soon);
     }
     return ev;
 }

@@ -73,8 +73,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     }
     gw->stopping = true;
     IMK_INFO("stopping", "sessions=%zu", imk_map_size(gw->sessions));
-    imk_public_destroy(gw->public_listener);
-    gw->public_listener = NULL;
+        imk_public_stop(gw->public_listener);
     imk_session_close_all(gw);
     struct timeval drain = {0, DRAIN_MS * 1000};
     event_base_once(gw->base, -1, EV_TIMEOUT, on_drained, gw->base, &drain);

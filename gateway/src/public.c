@@ -27,25 +27,51 @@
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-struct imk_public {
-    imk_gateway_t *gw;
-    struct evconnlistener *listener;
-};
-
 /* One connection until its request head is read. */
 struct http_conn {
     imk_public_t *owner;
+    struct http_conn *prev, *next; /* the owner's list, so none outlives the listener */
     struct bufferevent *bev;
+    struct event *deadline; /* the whole head within limits.head_timeout_ms (slowloris) */
     imk_http_head_t *head;
     char peer[IMK_PEER_MAX]; /* counted by the admission caps until freed or upgraded */
 };
 
+struct imk_public {
+    imk_gateway_t *gw;
+    struct evconnlistener *listener;
+    struct http_conn *conns;
+};
+
+static void conn_unlink(struct http_conn *c)
+{
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        c->owner->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    if (c->deadline != NULL) {
+        event_free(c->deadline);
+    }
+    imk_http_head_destroy(c->head);
+}
+
 static void conn_free(struct http_conn *c)
 {
     imk_admission_leave(c->owner->gw->admission, c->peer);
-    imk_http_head_destroy(c->head);
+    conn_unlink(c);
     bufferevent_free(c->bev);
     free(c);
+}
+
+static void on_head_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_free(arg);
 }
 
 static void on_response_written(struct bufferevent *bev, void *arg)
@@ -63,7 +89,7 @@ static void respond(struct http_conn *c, int status, const char *reason, const c
                         "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                         "Cache-Control: no-cache\r\nConnection: close\r\n%s\r\n",
                         status, reason, type, body_len, extra_headers);
-    evbuffer_add(out, body, body_len);
+            evbuffer_add(out, body, body_len);
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setcb(c->bev, NULL, on_response_written, NULL, c);
     bufferevent_enable(c->bev, EV_WRITE);
@@ -146,8 +172,8 @@ static void upgrade(struct http_conn *c)
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     struct bufferevent *bev = c->bev;
     char peer[IMK_PEER_MAX];
-    memcpy(peer, c->peer, sizeof(peer));
-    imk_http_head_destroy(c->head);
+        memcpy(peer, c->peer, sizeof(peer));
+    conn_unlink(c);
     free(c);
     if (imk_session_create(gw, bev, peer) == NULL) {
         imk_admission_leave(gw->admission, peer);
@@ -196,7 +222,8 @@ static void serve_dev_token(struct http_conn *c, const char *query)
 
 static void route(struct http_conn *c)
 {
-    const imk_http_request_t *r = imk_http_head_request(c->head);
+        const imk_http_request_t *r = imk_http_head_request(c->head);
+    evtimer_del(c->deadline); /* the head is complete */
     char url[sizeof(r->url)];
     memcpy(url, r->url, sizeof(url));
     char *query = strchr(url, '?');
@@ -251,9 +278,11 @@ static void on_head_read(struct bufferevent *bev, void *arg)
     }
     if (rc == IMK_HTTP_HEAD_DONE) {
         route(c);
-    } else if (rc == IMK_ETOOBIG) {
+        } else if (rc == IMK_ETOOBIG) {
+        evtimer_del(c->deadline);
         respond_text(c, 431, "Request Header Fields Too Large", "request head too large\n");
-    } else if (rc != IMK_HTTP_HEAD_MORE) {
+        } else if (rc != IMK_HTTP_HEAD_MORE) {
+        evtimer_del(c->deadline);
         respond_text(c, 400, "Bad Request", "malformed request\n");
     }
 }
@@ -288,16 +317,23 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
         imk_admission_leave(p->gw->admission, peer);
         return;
     }
-    memcpy(c->peer, peer, sizeof(peer));
+        memcpy(c->peer, peer, sizeof(peer));
     c->owner = p;
     c->bev = bev;
+    c->next = p->conns;
+    if (p->conns != NULL) {
+        p->conns->prev = c;
+    }
+    p->conns = c;
     c->head = imk_http_head_create();
-    if (c->head == NULL) {
+    c->deadline = evtimer_new(p->gw->base, on_head_deadline, c);
+    if (c->head == NULL || c->deadline == NULL) {
         conn_free(c);
         return;
     }
     int ms = p->gw->cfg->limits_head_timeout_ms;
     struct timeval head_timeout = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->deadline, &head_timeout);
     bufferevent_set_timeouts(bev, &head_timeout, &head_timeout);
     bufferevent_setcb(bev, on_head_read, NULL, on_conn_event, c);
     bufferevent_enable(bev, EV_READ);
@@ -334,10 +370,20 @@ imk_public_t *imk_public_create(imk_gateway_t *gw)
     return p;
 }
 
+void imk_public_stop(imk_public_t *p)
+{
+    if (p != NULL) {
+        evconnlistener_disable(p->listener);
+    }
+}
+
 void imk_public_destroy(imk_public_t *p)
 {
     if (p == NULL) {
         return;
+    }
+    while (p->conns != NULL) {
+        conn_free(p->conns);
     }
     evconnlistener_free(p->listener);
     free(p);

@@ -10,7 +10,9 @@ typedef struct imk_public imk_public_t;
 
 /* Binds gateway.public_listen. Returns NULL (logged) when it cannot. */
 imk_public_t *imk_public_create(imk_gateway_t *gw);
-/* Stops accepting and closes connections that have not been upgraded. NULL is a no-op. */
+/* Stops accepting (SIGTERM); connections in progress finish. */
+void imk_public_stop(imk_public_t *p);
+/* Closes the listener and every connection not upgraded yet. NULL is a no-op. */
 void imk_public_destroy(imk_public_t *p);
 
 #endif

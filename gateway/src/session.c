@@ -152,6 +152,46 @@ static void on_token_expired(evutil_socket_t fd, short what, void *arg)
     imk_session_close(s, 4401, s->authenticated ? "token expired" : "no auth in time");
 }
 
+/* Closes the session 4401 in ms milliseconds, when its token expires. */
+static void arm_expiry(imk_session_t *s, int64_t ms)
+{
+    struct timeval tv = {ms > 0 ? ms / 1000 : 0, ms > 0 ? (ms % 1000) * 1000 : 0};
+    evtimer_add(s->deadline, &tv);
+}
+
+struct expiry_ref {
+    imk_gateway_t *gw;
+    uint64_t session;
+};
+
+static void on_token_ttl(struct redisReply *reply, void *arg)
+{
+    struct expiry_ref *ref = arg;
+    imk_session_t *s = imk_map_get_u64(ref->gw->sessions, ref->session);
+    if (s != NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+        arm_expiry(s, reply->integer);
+    }
+    free(ref);
+}
+
+/* An opaque token's lifetime is its key's: read it, so the session ends with the token. */
+static void watch_opaque_expiry(imk_session_t *s)
+{
+    struct expiry_ref *ref = malloc(sizeof(*ref));
+    if (ref == NULL) {
+        return;
+    }
+    ref->gw = s->gw;
+    ref->session = s->id;
+    char key[IMK_KEY_MAX];
+    imk_key_token(key, sizeof(key), s->gw->cfg->redis_prefix, s->token_hash);
+    const char *argv[] = {"PTTL", key};
+    size_t lens[] = {4, strlen(key)};
+    if (imk_link_command(s->gw->link, on_token_ttl, ref, 2, argv, lens) != 0) {
+        free(ref);
+    }
+}
+
 /* What the last step of a successful auth needs once the client's rooms are read. */
 struct auth_done {
     imk_gateway_t *gw;
@@ -203,9 +243,9 @@ static void become_client(imk_session_t *s, int64_t request, const char *body, s
 
     evtimer_del(s->deadline);
     if (token_exp_s > 0) {
-        int64_t left = token_exp_s * 1000 - imk_now_ms();
-        struct timeval tv = {left > 0 ? left / 1000 : 0, left > 0 ? (left % 1000) * 1000 : 0};
-        evtimer_add(s->deadline, &tv);
+        arm_expiry(s, token_exp_s * 1000 - imk_now_ms());
+    } else if (s->token_hash[0] != '\0') {
+        watch_opaque_expiry(s);
     }
 
     done->gw = s->gw;
@@ -267,11 +307,10 @@ static int auth_args(imk_session_t *s, int64_t id, const char *token, size_t len
     *exp_s = 0;
     from[0] = '\0';
     if (memchr(token, '.', len) == NULL) {
-        char hash[65];
-        sha256_hex(token, len, hash);
+        sha256_hex(token, len, s->token_hash);
         imk_mp_map(&mp, 1);
         imk_mp_cstr(&mp, "tok");
-        imk_mp_cstr(&mp, hash);
+        imk_mp_cstr(&mp, s->token_hash);
         return mp.err == 0 ? 0 : -1;
     }
     imk_jwt_claims_t claims;

@@ -24,6 +24,7 @@ typedef struct imk_session {
     bool auth_in_flight;
     int auth_failures;
     char client[IMK_ID_MAX + 1]; /* set once authenticated */
+    char token_hash[65];         /* SHA-256 of an opaque token (empty for a JWT) */
     imk_map_t *rooms;            /* rooms this session receives events of (fan-out) */
     imk_map_t *watching;         /* clients whose presence this session watches */
     int64_t typing_at;           /* when this session last sent typing, ms */

@@ -22,6 +22,9 @@ struct imk_ws {
     imk_ws_limits_t limits;
     struct event *keepalive;  /* every ping interval: ping, or give up on a silent peer */
     int64_t last_rx_ms;       /* when the peer last sent anything */
+    int64_t last_ping_ms;     /* when we last pinged */
+    bool broken;              /* a frame could not be parsed: reading stopped, closing 1002 */
+    bool fragmented;          /* a data message's first fragment came, not its last */
     int64_t message_start_ms; /* when the message in progress began; 0: none */
     imk_ws_callbacks_t cb;
     void *arg;
@@ -30,6 +33,18 @@ struct imk_ws {
     bool closed;              /* on_closed was called or is scheduled */
     struct event *closed_ev;  /* runs on_closed from the loop, never from inside a call */
 };
+
+static void close_broken(imk_ws_t *ws);
+
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user_data)
+{
+    (void)ctx;
+    imk_ws_t *ws = user_data;
+    if (!wslay_is_ctrl_frame(arg->opcode) && !arg->fin) {
+        ws->fragmented = true;
+    }
+}
 
 static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
                              void *user_data)
@@ -49,16 +64,6 @@ static int64_t now_ms(void)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-static void on_frame_start(wslay_event_context_ptr ctx,
-                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user_data)
-{
-    (void)ctx;
-    imk_ws_t *ws = user_data;
-    if (!wslay_is_ctrl_frame(arg->opcode) && ws->message_start_ms == 0) {
-        ws->message_start_ms = now_ms();
-    }
 }
 
 static ssize_t on_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
@@ -99,8 +104,15 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
 {
     (void)ctx;
     imk_ws_t *ws = user_data;
-    if (!wslay_is_ctrl_frame(m->opcode)) {
+    /* A complete data message ends the clock; a control frame does only between messages
+     * (a ping between two fragments must not restart it). */
+    if (!wslay_is_ctrl_frame(m->opcode) || !ws->fragmented) {
         ws->message_start_ms = 0;
+        ws->fragmented = false;
+    }
+    if (m->opcode == WSLAY_CONNECTION_CLOSE && m->msg_length == 1) {
+        close_broken(ws); /* a close body is empty or holds a 2-byte code: 1002 */
+        return;
     }
     if (ws->closing || wslay_is_ctrl_frame(m->opcode)) {
         return; /* wslay answers pings and close frames itself */
@@ -122,6 +134,9 @@ static void flush(imk_ws_t *ws)
     if (ws->closed) {
         return;
     }
+    if (ws->broken) {
+        return; /* wslay is out of the game; close_wait or the peer ends it */
+    }
     if (wslay_event_send(ws->ctx) != 0) {
         notify_closed(ws);
         return;
@@ -142,15 +157,40 @@ static void flush(imk_ws_t *ws)
     }
 }
 
+/* wslay refused a frame (a control frame over 125 bytes or fragmented, a length with its top
+ * bit set...) and may have queued a close without a code. The peer is owed 1002: write that
+ * close frame ourselves, stop using wslay, and wait for the peer to go (or close_wait). */
+static void close_broken(imk_ws_t *ws)
+{
+    static const unsigned char close_1002[] = {0x88, 0x02, 0x03, 0xea};
+    ws->broken = true;
+    if (!ws->closing) {
+        evbuffer_add(bufferevent_get_output(ws->bev), close_1002, sizeof(close_1002));
+        ws->closing = true;
+        struct timeval wait = {CLOSE_WAIT_MS / 1000, (CLOSE_WAIT_MS % 1000) * 1000};
+        evtimer_add(ws->close_wait, &wait);
+    }
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     imk_ws_t *ws = arg;
     ws->last_rx_ms = now_ms();
+    if (ws->message_start_ms == 0) {
+        ws->message_start_ms = ws->last_rx_ms; /* a frame begins: its header may trickle too */
+    }
+    if (ws->broken) {
+        /* After a frame wslay could not parse, nothing more is read as frames: drop what
+         * comes until the close handshake ends or close_wait fires. */
+        evbuffer_drain(bufferevent_get_input(ws->bev),
+                       evbuffer_get_length(bufferevent_get_input(ws->bev)));
+        return;
+    }
     int rc = wslay_event_recv(ws->ctx);
     if (rc != 0) {
         IMK_DEBUG("ws_recv_failed", "error=%d", rc);
-        notify_closed(ws);
+        close_broken(ws);
         return;
     }
     flush(ws);
@@ -187,7 +227,9 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
     } else if (now - ws->last_rx_ms >=
                (int64_t)ws->limits.ping_interval_ms * ws->limits.ping_misses) {
         imk_ws_close(ws, 1001, "no answer to pings");
-    } else if (now - ws->last_rx_ms >= ws->limits.ping_interval_ms) {
+    } else if (now - ws->last_rx_ms >= ws->limits.ping_interval_ms &&
+               now - ws->last_ping_ms >= ws->limits.ping_interval_ms) {
+        ws->last_ping_ms = now;
         struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
         wslay_event_queue_msg(ws->ctx, &ping);
         flush(ws);

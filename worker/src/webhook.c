@@ -133,8 +133,8 @@ static void sign(const char *secrets, const char *body, size_t len, imk_buf_t *o
 {
     char *copy = strdup(secrets);
     char *save = NULL;
-    for (char *s = copy != NULL ? strtok_r(copy, ",", &save) : NULL; s != NULL;
-         s = strtok_r(NULL, ",", &save)) {
+    for (char *s = copy != NULL ? strtok_r(copy, ", ", &save) : NULL; s != NULL;
+         s = strtok_r(NULL, ", ", &save)) {
         unsigned char mac[32];
         unsigned int mac_len = 0;
         HMAC(EVP_sha256(), s, (int)strlen(s), (const unsigned char *)body, len, mac, &mac_len);
@@ -180,6 +180,19 @@ static int post_event(imk_webhook_t *w, const char *id, const redisReply *fields
     return status >= 200 && status < 300 ? 0 : status < 0 ? status : IMK_EIO;
 }
 
+/* Waits ms while keeping the lease (a backoff may be longer than the lease); false when the
+ * lease was lost or the worker is stopping. */
+static bool nap_holding_lease(imk_webhook_t *w, int ms)
+{
+    for (int left = ms; left > 0 && !*w->stop; left -= LEASE_MS / 3) {
+        nap(w, left < LEASE_MS / 3 ? left : LEASE_MS / 3);
+        if (!hold_lease(w)) {
+            return false;
+        }
+    }
+    return !*w->stop;
+}
+
 static void advance(imk_webhook_t *w, const char *id)
 {
     freeReplyObject(redisCommand(w->redis, "SET %s %s", w->cursor, id));
@@ -209,8 +222,7 @@ static bool deliver(imk_webhook_t *w, const redisReply *entry)
         int backoff_s = attempt < 8 ? 1 << attempt : BACKOFF_MAX_S;
         backoff_s = backoff_s > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff_s;
         IMK_WARN("webhook_retry", "event=%s attempt=%d in_s=%d", id, attempt + 1, backoff_s);
-        nap(w, backoff_s * 1000);
-        if (!hold_lease(w)) {
+        if (!nap_holding_lease(w, backoff_s * 1000)) {
             return false; /* another worker took over; it resumes from the cursor */
         }
     }
@@ -226,7 +238,9 @@ static void deliver_batch(imk_webhook_t *w)
     freeReplyObject(cur);
     redisReply *r = redisCommand(w->redis, "XRANGE %s %s + COUNT %d", w->outbox, start, BATCH);
     bool idle = r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0;
-    for (size_t i = 0; !idle && i < r->elements && !*w->stop; i++) {
+    /* The lease is renewed before each event: a batch of slow deliveries must not outlast
+     * it while another worker takes over from the same cursor. */
+    for (size_t i = 0; !idle && i < r->elements && !*w->stop && hold_lease(w); i++) {
         if (!deliver(w, r->element[i])) {
             break;
         }

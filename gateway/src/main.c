@@ -127,13 +127,16 @@ static int start(imk_gateway_t *gw)
 
 static void stop(imk_gateway_t *gw)
 {
+        /* In this order: sessions forget their requests; the links fail what is in flight,
+     * which answers waiting admin requests through the pending table; the table answers
+     * the rest; only then do the listeners go. */
     if (gw->sessions != NULL) {
         imk_session_destroy_all(gw);
     }
+    imk_link_destroy(gw->link);
+    imk_pending_destroy(gw->pending);
     imk_admin_destroy(gw->admin);
     imk_public_destroy(gw->public_listener);
-    imk_pending_destroy(gw->pending);
-    imk_link_destroy(gw->link);
     imk_fanout_destroy(gw->fanout);
     imk_map_destroy(gw->sessions);
     imk_jwt_keys_destroy(gw->jwt);

@@ -344,8 +344,9 @@ static int validate(const imk_config_t *cfg, char *err, size_t errlen)
     }
     if (cfg->webhook_url[0] != '\0' &&
         (cfg->events_retention_s == 0 || cfg->webhook_secret[0] == '\0')) {
-        snprintf(err, errlen, "webhook.url needs webhook.secret and events.retention_s > 0 "
-                              "(e.g. 604800: a week)");
+        snprintf(err, errlen,
+                 "webhook.url needs webhook.secret and events.retention_s > 0 "
+                 "(e.g. 604800: a week)");
         return IMK_EINVAL;
     }
     if (cfg->redis_prefix[0] == '\0' || strlen(cfg->redis_prefix) > 64) {

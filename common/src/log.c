@@ -53,7 +53,7 @@ static void write_json_fields(FILE *out, const char *fields)
         if (*p == '\0' || eq == NULL) {
             break;
         }
-                const char *value = eq + 1;
+        const char *value = eq + 1;
         bool quoted = *value == '"';
         value += quoted;
         const char *end = strchr(value, quoted ? '"' : ' ');
@@ -69,7 +69,7 @@ static void write_json_fields(FILE *out, const char *fields)
                 fputc(*c, out);
             }
         }
-                fputc('"', out);
+        fputc('"', out);
         p = *end == '"' ? end + 1 : end;
     }
 }

@@ -73,7 +73,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     }
     gw->stopping = true;
     IMK_INFO("stopping", "sessions=%zu", imk_map_size(gw->sessions));
-        imk_public_stop(gw->public_listener);
+    imk_public_stop(gw->public_listener);
     imk_session_close_all(gw);
     struct timeval drain = {0, DRAIN_MS * 1000};
     event_base_once(gw->base, -1, EV_TIMEOUT, on_drained, gw->base, &drain);
@@ -127,7 +127,7 @@ static int start(imk_gateway_t *gw)
 
 static void stop(imk_gateway_t *gw)
 {
-        /* In this order: sessions forget their requests; the links fail what is in flight,
+    /* In this order: sessions forget their requests; the links fail what is in flight,
      * which answers waiting admin requests through the pending table; the table answers
      * the rest; only then do the listeners go. */
     if (gw->sessions != NULL) {

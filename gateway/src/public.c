@@ -89,7 +89,7 @@ static void respond(struct http_conn *c, int status, const char *reason, const c
                         "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                         "Cache-Control: no-cache\r\nConnection: close\r\n%s\r\n",
                         status, reason, type, body_len, extra_headers);
-            evbuffer_add(out, body, body_len);
+    evbuffer_add(out, body, body_len);
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setcb(c->bev, NULL, on_response_written, NULL, c);
     bufferevent_enable(c->bev, EV_WRITE);
@@ -172,7 +172,7 @@ static void upgrade(struct http_conn *c)
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     struct bufferevent *bev = c->bev;
     char peer[IMK_PEER_MAX];
-        memcpy(peer, c->peer, sizeof(peer));
+    memcpy(peer, c->peer, sizeof(peer));
     conn_unlink(c);
     free(c);
     if (imk_session_create(gw, bev, peer) == NULL) {
@@ -222,7 +222,7 @@ static void serve_dev_token(struct http_conn *c, const char *query)
 
 static void route(struct http_conn *c)
 {
-        const imk_http_request_t *r = imk_http_head_request(c->head);
+    const imk_http_request_t *r = imk_http_head_request(c->head);
     evtimer_del(c->deadline); /* the head is complete */
     char url[sizeof(r->url)];
     memcpy(url, r->url, sizeof(url));
@@ -278,10 +278,10 @@ static void on_head_read(struct bufferevent *bev, void *arg)
     }
     if (rc == IMK_HTTP_HEAD_DONE) {
         route(c);
-        } else if (rc == IMK_ETOOBIG) {
+    } else if (rc == IMK_ETOOBIG) {
         evtimer_del(c->deadline);
         respond_text(c, 431, "Request Header Fields Too Large", "request head too large\n");
-        } else if (rc != IMK_HTTP_HEAD_MORE) {
+    } else if (rc != IMK_HTTP_HEAD_MORE) {
         evtimer_del(c->deadline);
         respond_text(c, 400, "Bad Request", "malformed request\n");
     }
@@ -317,7 +317,7 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
         imk_admission_leave(p->gw->admission, peer);
         return;
     }
-        memcpy(c->peer, peer, sizeof(peer));
+    memcpy(c->peer, peer, sizeof(peer));
     c->owner = p;
     c->bev = bev;
     c->next = p->conns;

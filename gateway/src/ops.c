@@ -248,19 +248,27 @@ static int build_client_get(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *ou
     return args_finish(&a, out, err);
 }
 
+/* An operation on one room or one client, named by field; its job goes to that id's
+ * stream. */
+static int build_one_id(json_t *data, imk_buf_t *out, imk_op_route_t *route, imk_op_error_t *err,
+                        const char *field)
+{
+    const char *id;
+    if (read_id(data, field, true, &id, err) != 0) {
+        return -1;
+    }
+    route->partition = id;
+    struct args a;
+    args_init(&a);
+    args_str(&a, field, id, strlen(id));
+    return args_finish(&a, out, err);
+}
+
 static int build_room_only(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
                            imk_op_route_t *route, imk_op_error_t *err)
 {
     (void)ctx;
-    const char *room;
-    if (read_id(data, "room", true, &room, err) != 0) {
-        return -1;
-    }
-    route->partition = room;
-    struct args a;
-    args_init(&a);
-    args_str(&a, "room", room, strlen(room));
-    return args_finish(&a, out, err);
+    return build_one_id(data, out, route, err, "room");
 }
 
 /* name, cover, meta: the profile fields of rooms and clients. */
@@ -700,15 +708,7 @@ static int build_client_id(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out
                            imk_op_route_t *route, imk_op_error_t *err)
 {
     (void)ctx;
-    const char *id;
-    if (read_id(data, "id", true, &id, err) != 0) {
-        return -1;
-    }
-    route->partition = id;
-    struct args a;
-    args_init(&a);
-    args_str(&a, "id", id, strlen(id));
-    return args_finish(&a, out, err);
+    return build_one_id(data, out, route, err, "id");
 }
 
 /* Admin: GET /v1/events?after=&limit=: after is an event id ("<ms>-<n>"), exclusive. */

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { useCluster, RawWs, OP, frame, uid, assertHealthy, assertClose, rssKb, gatewayPid, inParallel, sleep, withTimeout } from './lib/sec.mjs';
+import { useCluster, RawWs, OP, frame, uid, assertHealthy, assertClose, rssKb, gatewayPid, inParallel, sleep, withTimeout, assertMemory } from './lib/sec.mjs';
 
 const RATE = 5;
 const BURST = 5;
@@ -151,6 +151,6 @@ test('50 connections spamming 500 requests each: all closed 4429; gateway memory
     const wrong = closes.filter((c) => c.code !== 4429 && !(c.code === 1006 && ['ECONNRESET', 'EPIPE'].includes(c.error)));
     assert.equal(wrong.length, 0, `${wrong.length} of 50 not closed 4429: ${JSON.stringify(wrong.slice(0, 3))}`);
     t.diagnostic(`gateway VmRSS ${before} → ${after} KiB`);
-    assert.ok(after - before < 6 * 1024, `gateway VmRSS grew by ${after - before} KiB`);
+    assertMemory(after - before < 6 * 1024, `gateway VmRSS grew by ${after - before} KiB`);
     await assertHealthy(cluster);
 });

@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useCluster, RawWs, OP, frame, connectSocket, rawHttp, assertHealthy, assertClose, rssKb, gatewayPid, inParallel, sleep, uid } from './lib/sec.mjs';
+import { useCluster, RawWs, OP, frame, connectSocket, rawHttp, assertHealthy, assertClose, rssKb, gatewayPid, inParallel, sleep, uid, assertMemory } from './lib/sec.mjs';
 
 const HEAD_MS = 1500;
 const AUTH_MS = 1200;
@@ -96,8 +96,8 @@ test('200 slowloris connections: all closed at the head timeout; gateway memory 
     const after2 = rssKb(pid);
     const info = `VmRSS KiB: before ${before}, with 200 open ${during1}, after ${after1}, second round ${during2}, after ${after2}`;
     t.diagnostic(info);
-    assert.ok(during1 - before < 6 * 1024, `200 partial heads grew the gateway by ${during1 - before} KiB (${info})`);
-    assert.ok(after2 - after1 < 2 * 1024, `a second round grew the gateway by ${after2 - after1} KiB more: something is kept per connection (${info})`);
+    assertMemory(during1 - before < 6 * 1024, `200 partial heads grew the gateway by ${during1 - before} KiB (${info})`);
+    assertMemory(after2 - after1 < 2 * 1024, `a second round grew the gateway by ${after2 - after1} KiB more: something is kept per connection (${info})`);
     await assertHealthy(cluster);
 });
 
@@ -147,8 +147,8 @@ test('200 connections that never authenticate: all closed 4401; gateway memory b
     const after2 = rssKb(pid);
     const info = `VmRSS KiB: before ${before}, with 200 open ${during1}, after ${after1}, second round ${during2}, after ${after2}`;
     t.diagnostic(info);
-    assert.ok(during1 - before < 8 * 1024, `200 unauthenticated connections grew the gateway by ${during1 - before} KiB (${info})`);
-    assert.ok(after2 - after1 < 2 * 1024, `a second round grew the gateway by ${after2 - after1} KiB more (${info})`);
+    assertMemory(during1 - before < 8 * 1024, `200 unauthenticated connections grew the gateway by ${during1 - before} KiB (${info})`);
+    assertMemory(after2 - after1 < 2 * 1024, `a second round grew the gateway by ${after2 - after1} KiB more (${info})`);
     await assertHealthy(cluster);
 });
 
@@ -260,7 +260,7 @@ test('50 connections each holding a large frame begun: all closed 1008; gateway 
     assert.equal(wrong.length, 0, `${wrong.length} of 50 not closed 1008: ${JSON.stringify(wrong.slice(0, 3))}`);
     t.diagnostic(`gateway VmRSS ${before} → ${during} KiB with 50 frames of 60 kB begun`);
     // Each may hold its announced message (under limits.ws_message), nothing more.
-    assert.ok(during - before < 50 * 64 + 4096, `50 begun frames grew the gateway by ${during - before} KiB`);
+    assertMemory(during - before < 50 * 64 + 4096, `50 begun frames grew the gateway by ${during - before} KiB`);
     await assertHealthy(cluster);
 });
 

@@ -428,6 +428,21 @@ export async function assertHealthy(cluster, opts = {}) {
 // ---------------------------------------------------------------------------------------------
 // Memory, processes, files
 
+/**
+ * A bound on the gateway's resident memory. Under AddressSanitizer (the suite's second pass,
+ * IMKIT_SANITIZED=1) freed memory sits in ASan's quarantine, so RSS says nothing about what
+ * the gateway keeps: the bound is reported, not asserted; the plain pass asserts it.
+ */
+export function assertMemory(ok, message) {
+    if (process.env.IMKIT_SANITIZED === '1') {
+        if (!ok) {
+            console.log(`# memory bound not asserted under the sanitizers: ${message}`);
+        }
+        return;
+    }
+    assert.ok(ok, message);
+}
+
 /** Resident memory of a process in KiB (VmRSS of /proc/<pid>/status). */
 export function rssKb(pid) {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

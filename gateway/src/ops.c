@@ -472,27 +472,6 @@ static int build_room_list(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out
     return args_finish(&a, out, err);
 }
 
-static int build_room_read(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
-                           imk_op_route_t *route, imk_op_error_t *err)
-{
-    (void)ctx;
-    const char *room;
-    int64_t seq;
-    bool present;
-    if (read_id(data, "room", true, &room, err) != 0 ||
-        read_int(data, "seq", 0, INT64_MAX, true, &present, &seq, err) != 0) {
-        return -1;
-    }
-    route->partition = room;
-    struct args a;
-    args_init(&a);
-    args_str(&a, "room", room, strlen(room));
-    args_int(&a, "seq", seq);
-    return args_finish(&a, out, err);
-}
-
-/* Admin: PUT /v1/clients/{id}; the admin layer puts the path's id into data. A null field
- * is cleared. */
 /* The profile fields of a client or a room, set or (given as null) cleared: PUT
  * /v1/clients/{id} (id_field "id", the admin layer puts the path's id into data),
  * room.update and PATCH /v1/rooms/{rid} ("room"), me.update (no id: the caller). */
@@ -594,13 +573,15 @@ static int read_message_ref(json_t *data, const char **room, int64_t *seq, imk_o
                : 0;
 }
 
-static int build_msg_recall(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
-                            imk_op_route_t *route, imk_op_error_t *err)
+/* A room and a seq: room.read (seq >= 0: nothing read) and msg.recall (seq >= 1). */
+static int build_room_seq(json_t *data, imk_buf_t *out, imk_op_route_t *route, imk_op_error_t *err,
+                          int64_t min_seq)
 {
-    (void)ctx;
     const char *room;
     int64_t seq;
-    if (read_message_ref(data, &room, &seq, err) != 0) {
+    bool present;
+    if (read_id(data, "room", true, &room, err) != 0 ||
+        read_int(data, "seq", min_seq, INT64_MAX, true, &present, &seq, err) != 0) {
         return -1;
     }
     route->partition = room;
@@ -609,6 +590,20 @@ static int build_msg_recall(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *ou
     args_str(&a, "room", room, strlen(room));
     args_int(&a, "seq", seq);
     return args_finish(&a, out, err);
+}
+
+static int build_room_read(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                           imk_op_route_t *route, imk_op_error_t *err)
+{
+    (void)ctx;
+    return build_room_seq(data, out, route, err, 0);
+}
+
+static int build_msg_recall(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
+                            imk_op_route_t *route, imk_op_error_t *err)
+{
+    (void)ctx;
+    return build_room_seq(data, out, route, err, 1);
 }
 
 static int build_msg_edit(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,

@@ -46,6 +46,8 @@ static const struct key_spec keys[] = {
         "admin REST API and metrics listener"),
     STR("gateway.id", gateway_id, "",
         "gateway name for channels and heartbeat; empty: host name + pid"),
+    INT("gateway.processes", gateway_processes, 0, 256, "0",
+        "gateway processes sharing the public port (SO_REUSEPORT); 0: one per core"),
     STR("gateway.static_dir", gateway_static_dir, IMK_DEFAULT_STATIC_DIR,
         "folder served as /sdk/ (and its demo/ as /demo/)"),
     INT("gateway.request_timeout_ms", gateway_request_timeout_ms, 100, 600000, "5000",

@@ -11,6 +11,7 @@
 #include "link.h"
 #include "liveness.h"
 #include "pending.h"
+#include "processes.h"
 #include "public.h"
 #include "session.h"
 #include "tls.h"
@@ -144,6 +145,45 @@ static void stop(imk_gateway_t *gw)
     imk_admission_destroy(gw->admission);
 }
 
+/* One gateway process: its links, listeners and event loop, until SIGTERM or SIGINT. */
+static int run_gateway(imk_config_t *cfg)
+{
+    imk_gateway_t gw;
+    memset(&gw, 0, sizeof(gw));
+    gw.cfg = cfg;
+    gw.base = event_base_new();
+    default_id(&gw);
+    imk_id_random(gw.boot);
+    snprintf(gw.answers, sizeof(gw.answers), "%s.%s", gw.id, gw.boot);
+    if (cfg->dev_demo_tokens) {
+        IMK_WARN("dev_demo_tokens",
+                 "note=\"DEVELOPMENT ONLY: /dev/token gives anyone a token for any id; never "
+                 "enable dev.demo_tokens in production\"");
+    }
+    int status = 1;
+    if (gw.base != NULL && start(&gw) == 0) {
+        struct event *sigterm = evsignal_new(gw.base, SIGTERM, on_stop_signal, &gw);
+        struct event *sigint = evsignal_new(gw.base, SIGINT, on_stop_signal, &gw);
+        struct event *heartbeat = imk_liveness_start(&gw);
+        evsignal_add(sigterm, NULL);
+        evsignal_add(sigint, NULL);
+        IMK_INFO("start", "gateway=%s redis=%s", gw.id, cfg->redis_url);
+        event_base_dispatch(gw.base);
+        event_free(sigterm);
+        event_free(sigint);
+        if (heartbeat != NULL) {
+            event_free(heartbeat);
+        }
+        status = 0;
+    }
+    stop(&gw);
+    if (gw.base != NULL) {
+        event_base_free(gw.base);
+    }
+    IMK_INFO("stopped", "gateway=%s", gw.id);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     imk_config_t cfg;
@@ -158,40 +198,13 @@ int main(int argc, char **argv)
     }
     imk_log_setup(cfg.log_level, cfg.log_format, "imkit-gateway");
     signal(SIGPIPE, SIG_IGN);
-
-    imk_gateway_t gw;
-    memset(&gw, 0, sizeof(gw));
-    gw.cfg = &cfg;
-    gw.base = event_base_new();
-    default_id(&gw);
-    imk_id_random(gw.boot);
-    snprintf(gw.answers, sizeof(gw.answers), "%s.%s", gw.id, gw.boot);
-    if (cfg.dev_demo_tokens) {
-        IMK_WARN("dev_demo_tokens",
-                 "note=\"DEVELOPMENT ONLY: /dev/token gives anyone a token for any id; never "
-                 "enable dev.demo_tokens in production\"");
+    int processes = imk_processes_count(&cfg);
+    int status = 0;
+    if (processes > 1 && !imk_processes_supervise(&cfg, processes, &status)) {
+        imk_config_deinit(&cfg);
+        return status;
     }
-    int status = 1;
-    if (gw.base != NULL && start(&gw) == 0) {
-        struct event *sigterm = evsignal_new(gw.base, SIGTERM, on_stop_signal, &gw);
-        struct event *sigint = evsignal_new(gw.base, SIGINT, on_stop_signal, &gw);
-        struct event *heartbeat = imk_liveness_start(&gw);
-        evsignal_add(sigterm, NULL);
-        evsignal_add(sigint, NULL);
-        IMK_INFO("start", "gateway=%s redis=%s", gw.id, cfg.redis_url);
-        event_base_dispatch(gw.base);
-        event_free(sigterm);
-        event_free(sigint);
-        if (heartbeat != NULL) {
-            event_free(heartbeat);
-        }
-        status = 0;
-    }
-    stop(&gw);
-    if (gw.base != NULL) {
-        event_base_free(gw.base);
-    }
-    IMK_INFO("stopped", "gateway=%s", gw.id);
+    status = run_gateway(&cfg);
     imk_config_deinit(&cfg);
     return status;
 }

@@ -71,6 +71,7 @@ cluster.setup(async () => {
         'redis.url': cluster.redisUrl,
         'log.level': 'debug',
         'gateway.id': 'gwtls',
+        'gateway.processes': 1,
         'gateway.public_listen': `127.0.0.1:${gw.publicPort}`,
         'gateway.admin_listen': `127.0.0.1:${gw.adminPort}`,
         'auth.jwt_secrets': cluster.secret,

@@ -17,6 +17,7 @@ typedef struct imk_config {
     char *gateway_admin_listen;
     char *gateway_id;
     char *gateway_static_dir;
+    int gateway_processes;
     int gateway_request_timeout_ms;
     int gateway_heartbeat_ms;
     char *gateway_allowed_origins;

@@ -292,6 +292,8 @@ export class Cluster {
         const s = {
             'redis.url': this.redisUrl,
             'log.level': this.logLevel,
+            // One process per gateway, so that a test's signals reach the gateway itself.
+            'gateway.processes': 1,
             ...(this.opts.set || {}),
         };
         return s;

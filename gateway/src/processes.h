@@ -1,0 +1,23 @@
+/* gateway.processes: one supervisor process forks the gateway processes, which share the
+ * public port with SO_REUSEPORT, restarts any that dies, and stops them all on SIGTERM. */
+#ifndef IMKIT_GATEWAY_PROCESSES_H
+#define IMKIT_GATEWAY_PROCESSES_H
+
+#include "imkit/config.h"
+
+#include <stdbool.h>
+
+/* gateway.processes resolved: 0 means one per online core. */
+int imk_processes_count(const imk_config_t *cfg);
+
+/* Forks n gateway processes and supervises them. Returns true in a child, its configuration
+ * adjusted to its index (imk_processes_configure): the caller runs the gateway. Returns
+ * false in the supervisor once every child has stopped, with *status its exit status. */
+bool imk_processes_supervise(imk_config_t *cfg, int n, int *status);
+
+/* Process index of n: gateway.id gets "-<index>" appended (when set) and the admin
+ * listener's port is offset by index (when not 0), so every process has its own id and
+ * its own admin port. Returns 0 or an IMK_E* code. */
+int imk_processes_configure(imk_config_t *cfg, int index, int n);
+
+#endif

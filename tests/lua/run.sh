@@ -87,7 +87,7 @@ check_match() {
 is_query() {
   case $1 in
   imkit_client_get | imkit_room_get | imkit_room_list | imkit_msg_history | imkit_sync | \
-    imkit_presence_get | imkit_events_get)
+    imkit_presence_get | imkit_events_get | imkit_auth_check)
     return 0 ;;
   esac
   return 1
@@ -235,9 +235,9 @@ check "FUNCTION LOAD" "$out" "imkit"
 out=$(rc -x FUNCTION LOAD REPLACE <"$LIB")
 check "FUNCTION LOAD REPLACE twice" "$out" "imkit"
 nfun=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -c '^imkit_')
-check "26 functions registered" "$nfun" 26
+check "27 functions registered" "$nfun" 27
 for f in imkit_client_get imkit_room_get imkit_room_list imkit_msg_history imkit_sync imkit_presence_get \
-  imkit_events_get; do
+  imkit_events_get imkit_auth_check; do
   flags=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -A4 "^$f\$" | sed -n 5p)
   check "$f is no-writes" "$flags" "no-writes"
 done
@@ -279,6 +279,25 @@ check "message" "$BODY" "unknown or expired token"
 call imkit_auth '' '{}'
 expect bad_request "auth with neither sub nor tok"
 
+# auth_check: the read-only auth of a returning client whose token changes nothing.
+call imkit_auth_check '' '{"sub":"alice"}'
+expect ok "auth_check of an existing client"
+check "the same client object as auth" "$BODY" '{"id":"alice","name":"Alice","avatar":"https://a/alice.png","meta":null}'
+call imkit_auth_check '' '{"sub":"alice","name":"Alice","avatar":"https://a/alice.png"}'
+expect ok "auth_check with the stored name and avatar"
+call imkit_auth_check '' '{"sub":"alice","name":"Alicia"}'
+expect write_needed "auth_check with a new name"
+check "auth_check wrote nothing" "$(rc HGET "${PFX}u:{alice}" name)" Alice
+call imkit_auth_check '' '{"sub":"alice","avatar":"https://a/other.png"}'
+expect write_needed "auth_check with a new avatar"
+call imkit_auth_check '' '{"sub":"newcomer"}'
+expect write_needed "auth_check of a client without a profile"
+check "auth_check created no profile" "$(rc EXISTS "${PFX}u:{newcomer}")" 0
+call imkit_auth_check '' '{"tok":"0000deadbeef"}'
+expect unauthenticated "auth_check of an unknown opaque token"
+call imkit_auth_check '' '{}'
+expect bad_request "auth_check with neither sub nor tok"
+
 T0=$(($(now_ms) / 1000))
 call imkit_token_create '' "{\"id\":\"carol\",\"hash\":\"h-carol-1\",\"ttl\":60,\"iat\":$T0}"
 expect ok "token_create"
@@ -310,6 +329,10 @@ call imkit_auth '' '{"sub":"carol"}'
 expect unauthenticated "JWT without iat after a revocation"
 call imkit_auth '' "{\"sub\":\"carol\",\"iat\":$T0}"
 expect unauthenticated "JWT issued at the revocation second"
+call imkit_auth_check '' "{\"sub\":\"carol\",\"iat\":$T0}"
+expect unauthenticated "auth_check: JWT issued at the revocation second"
+call imkit_auth_check '' '{"tok":"h-carol-1"}'
+expect unauthenticated "auth_check: opaque token from before the revocation"
 call imkit_auth '' "{\"sub\":\"carol\",\"iat\":$((T0 + 1))}"
 expect ok "JWT issued after the revocation"
 

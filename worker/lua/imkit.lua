@@ -817,8 +817,10 @@ local function update_profile(id, prof, fields)
   if #set > 0 then redis.call('HSET', K.user(id), unpack(set)) end
 end
 
--- imkit_auth: args sub? | tok?, iat?, name?, avatar?  ->  client
-local function fn_auth(args)
+-- Who a token names, refused when unknown, expired or revoked: the common part of
+-- imkit_auth and imkit_auth_check. Returns the id, the token's name and avatar, and the
+-- raw profile hash (nil when none).
+local function auth_identity(args)
   local id, iat
   local tok = arg_str(args, 'tok')
   if tok then
@@ -843,9 +845,27 @@ local function fn_auth(args)
   if (valid_after or (prof and prof.deleted)) and (iat == nil or iat <= (valid_after or 0)) then
     fail('unauthenticated', 'token revoked')
   end
+  return id, name, avatar, prof
+end
 
-  prof = ensure_profile(id, name)
+-- imkit_auth: args sub? | tok?, iat?, name?, avatar?  ->  client
+local function fn_auth(args)
+  local id, name, avatar = auth_identity(args)
+  local prof = ensure_profile(id, name)
   update_profile(id, prof, { name = name, avatar = avatar })
+  return client_obj(id, prof)
+end
+
+-- imkit_auth_check: imkit_auth's arguments  ->  client, when the auth would write
+-- nothing (the profile exists and the token's name and avatar are already its own); else
+-- the error `write_needed`, and the gateway sends the auth as a job. Most connections are
+-- returning clients: they authenticate with one read, no job and no worker.
+local function fn_auth_check(args)
+  local id, name, avatar, prof = auth_identity(args)
+  if prof == nil or prof.deleted or (name and name ~= prof.name) or
+      (avatar and avatar ~= prof.avatar) then
+    fail('write_needed', 'imkit_auth must run as a job')
+  end
   return client_obj(id, prof)
 end
 
@@ -1636,6 +1656,7 @@ local WRITE, QUERY = {}, { 'no-writes' }
 
 local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list of job kinds)
   { 'imkit_auth', fn_auth, WRITE, JOB },
+  { 'imkit_auth_check', fn_auth_check, QUERY },
   { 'imkit_client_put', fn_client_put, WRITE, JOB },
   { 'imkit_token_create', fn_token_create, WRITE, JOB },
   { 'imkit_client_get', fn_client_get, QUERY },

@@ -2,6 +2,7 @@
 #include "imkit/redis_url.h"
 #include "imkit/err.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,4 +62,18 @@ int imk_redis_url_parse(const char *url, imk_redis_url_t *out)
         return IMK_EINVAL;
     }
     return 0;
+}
+
+void imk_redis_url_redact(const char *url, char *out, size_t outlen)
+{
+    const char *start = strstr(url, "://");
+    start = start != NULL ? start + 3 : url;
+    const char *at = strchr(start, '@');
+    if (at == NULL) {
+        snprintf(out, outlen, "%s", url);
+        return;
+    }
+    const char *colon = memchr(start, ':', (size_t)(at - start));
+    const char *secret = colon != NULL ? colon + 1 : start;
+    snprintf(out, outlen, "%.*s***%s", (int)(secret - url), url, at);
 }

@@ -8,6 +8,7 @@
 #include "imkit/ids.h"
 #include "imkit/keys.h"
 #include "imkit/log.h"
+#include "imkit/redis_url.h"
 #include "link.h"
 #include "liveness.h"
 #include "pending.h"
@@ -167,7 +168,9 @@ static int run_gateway(imk_config_t *cfg)
         struct event *heartbeat = imk_liveness_start(&gw);
         evsignal_add(sigterm, NULL);
         evsignal_add(sigint, NULL);
-        IMK_INFO("start", "gateway=%s redis=%s", gw.id, cfg->redis_url);
+        char redis[512];
+        imk_redis_url_redact(cfg->redis_url, redis, sizeof(redis));
+        IMK_INFO("start", "gateway=%s redis=%s", gw.id, redis);
         event_base_dispatch(gw.base);
         event_free(sigterm);
         event_free(sigint);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "imkit/config.h"
+#include "imkit/redis_url.h"
 #include "imkit/err.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -591,6 +592,25 @@ static void test_precedence(void **state)
     unlink(path);
 }
 
+/* What logs may show of redis.url: never the password. */
+static void test_redis_url_redact(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *shown;
+    } cases[] = {
+        {"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+        {"redis://:s3cret@redis:6380/1", "redis://:***@redis:6380/1"},
+        {"redis://s3cret@redis", "redis://***@redis"},
+        {"redis://user:pw@h:1/2", "redis://user:***@h:1/2"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[128];
+        imk_redis_url_redact(cases[i].url, out, sizeof(out));
+        assert_string_equal(out, cases[i].shown);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_help_version),
         cmocka_unit_test(test_print_keys),
         cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_redis_url_redact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -233,7 +233,8 @@ static void check_ok(const char *op, bool admin, const char *json)
     struct result r;
     run(&r, op, admin, json);
     if (r.rc != 0) {
-        fail_msg("%s refused %s: %s %s", op, json, r.err.code, r.err.message);
+        fail_msg("%s refused %s: %s %s", op, json != NULL ? json : "(no data)", r.err.code,
+                 r.err.message);
     }
     result_free(&r);
 }

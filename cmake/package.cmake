@@ -34,6 +34,7 @@ foreach(unit IN LISTS IMKIT_UNITS)
 endforeach()
 install(FILES ${imkit_unit_files} DESTINATION ${IMKIT_SYSTEMD_UNIT_DIR})
 install(FILES conf/redis.conf DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+install(PROGRAMS scripts/autoscale DESTINATION ${CMAKE_INSTALL_BINDIR} RENAME imkit-autoscale)
 install(FILES README.md docs/OPERATIONS.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 # Maintainer scripts. postinst: the `imkit` user and group, the configuration readable by

@@ -70,6 +70,8 @@ static const struct key_spec keys[] = {
         "deliveries of a failing job before it goes to the dead-letter stream"),
     INT("worker.dead_consumer_ms", worker_dead_consumer_ms, 1000, INT_MAX, "3600000",
         "consumers idle this long with nothing pending are removed from the group"),
+    INT("metrics.push_ms", metrics_push_ms, 100, 60000, "5000",
+        "how often a worker pushes its metrics to Redis; they expire after 3 intervals"),
     STR("webhook.url", webhook_url, "", "where workers POST signed events (empty: none)"),
     STR("webhook.secret", webhook_secret, "",
         "HMAC-SHA256 secret(s), comma-separated: each signs every event"),

@@ -40,6 +40,35 @@ int imk_log_enabled(int level)
     return level >= settings.level;
 }
 
+/* Whether p (just after a double quote) ends a quoted value: the line ends, or the next
+ * field ` key=` starts. */
+static bool ends_value(const char *p)
+{
+    if (*p == '\0') {
+        return true;
+    }
+    if (*p != ' ') {
+        return false;
+    }
+    p++;
+    const char *key = p;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_') {
+        p++;
+    }
+    return p > key && *p == '=';
+}
+
+/* The end of a value in double quotes, so that a quote inside one (Redis error texts hold
+ * some) does not cut it. */
+static const char *closing_quote(const char *value)
+{
+    const char *q = strchr(value, '"');
+    while (q != NULL && !ends_value(q + 1)) {
+        q = strchr(q + 1, '"');
+    }
+    return q;
+}
+
 /* Turns `a=1 b="x y"` into JSON members: values are kept as strings; a value in double
  * quotes runs to the closing quote and may hold spaces. */
 static void write_json_fields(FILE *out, const char *fields)
@@ -56,7 +85,7 @@ static void write_json_fields(FILE *out, const char *fields)
         const char *value = eq + 1;
         bool quoted = *value == '"';
         value += quoted;
-        const char *end = strchr(value, quoted ? '"' : ' ');
+        const char *end = quoted ? closing_quote(value) : strchr(value, ' ');
         if (end == NULL) {
             end = value + strlen(value);
         }
@@ -81,6 +110,12 @@ void imk_log_write(int level, const char *event, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(fields, sizeof(fields), fmt, ap);
     va_end(ap);
+    /* One record, one line, whatever a value holds (an error text from Redis, a name). */
+    for (char *c = fields; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20) {
+            *c = ' ';
+        }
+    }
 
     struct timeval tv;
     gettimeofday(&tv, NULL);

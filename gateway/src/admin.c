@@ -1,9 +1,6 @@
 /* Admin REST API: authentication, routing, JSON bodies in, operations out, answers mapped to
- * HTTP statuses. */
+ * HTTP statuses; GET /healthz, and GET /metrics through scrape.c. */
 #include "admin.h"
-#include "admission.h"
-#include "pending.h"
-#include "session.h"
 #include "dispatch.h"
 #include "imkit/b64url.h"
 #include "imkit/err.h"
@@ -13,6 +10,7 @@
 #include "link.h"
 #include "listen_addr.h"
 #include "ops.h"
+#include "scrape.h"
 #include "tls.h"
 
 #include <event2/buffer.h>
@@ -189,7 +187,7 @@ static void run(imk_admin_t *a, struct evhttp_request *req, const char *op_name,
     snprintf(ar->token, sizeof(ar->token), "%s", token != NULL ? token : "");
     const char *from = route.acting != NULL ? route.acting : "";
     const char *partition = route.partition != NULL ? route.partition : "admin";
-    imk_call_t call = {op->function, op->query, from, partition, 0, &args};
+    imk_call_t call = {op->function, op->query, from, partition, 0, &args, NULL};
     int rc = imk_dispatch(a->gw, &call, on_answer, ar, 0);
     if (rc != 0) {
         free(ar);
@@ -398,63 +396,6 @@ static void handle_rooms(imk_admin_t *a, struct evhttp_request *req, char **segs
     }
 }
 
-static void count_authenticated(const char *key, size_t len, void *value, void *arg)
-{
-    (void)key;
-    (void)len;
-    const imk_session_t *s = value;
-    *(size_t *)arg += s->authenticated;
-}
-
-/* GET /metrics: this gateway's gauges and counters in the Prometheus text format. */
-static void serve_metrics(imk_admin_t *a, struct evhttp_request *req)
-{
-    const imk_gateway_t *gw = a->gw;
-    size_t authenticated = 0;
-    imk_map_foreach(gw->sessions, count_authenticated, &authenticated);
-    struct {
-        const char *name, *type, *help;
-        double value;
-    } metrics[] = {
-        {"imkit_gateway_connections", "gauge", "open connections on the public listener",
-         (double)imk_admission_count(gw->admission)},
-        {"imkit_gateway_sessions", "gauge", "WebSocket sessions",
-         (double)imk_map_size(gw->sessions)},
-        {"imkit_gateway_sessions_authenticated", "gauge", "sessions past auth",
-         (double)authenticated},
-        {"imkit_gateway_pending_requests", "gauge", "requests waiting for an answer",
-         (double)imk_pending_count(gw->pending)},
-        {"imkit_gateway_redis_up", "gauge", "1 when Redis answers", imk_link_healthy(gw->link)},
-        {"imkit_gateway_requests_total", "counter", "client protocol requests",
-         (double)gw->stats.requests},
-        {"imkit_gateway_request_errors_total", "counter", "requests answered with an error",
-         (double)gw->stats.errors},
-        {"imkit_gateway_rate_limited_total", "counter", "requests refused rate_limited",
-         (double)gw->stats.rate_limited},
-        {"imkit_gateway_deliveries_total", "counter", "event frames written to sessions",
-         (double)gw->stats.deliveries},
-        {"imkit_gateway_admin_requests_total", "counter", "admin API requests",
-         (double)gw->stats.admin_requests},
-    };
-    imk_buf_t out = IMK_BUF_INIT;
-    for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
-        imk_buf_printf(&out, "# HELP %s %s\n# TYPE %s %s\n%s{gateway=\"%s\"} %.0f\n",
-                       metrics[i].name, metrics[i].help, metrics[i].name, metrics[i].type,
-                       metrics[i].name, gw->id, metrics[i].value);
-    }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4");
-    struct evbuffer *body = evbuffer_new();
-    if (body != NULL) {
-        evbuffer_add(body, out.data, out.len);
-    }
-    evhttp_send_reply(req, 200, "OK", body);
-    if (body != NULL) {
-        evbuffer_free(body);
-    }
-    imk_buf_deinit(&out);
-}
-
 static void on_request(struct evhttp_request *req, void *arg)
 {
     imk_admin_t *a = arg;
@@ -467,7 +408,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (path != NULL && strcmp(path, "/metrics") == 0) {
-        serve_metrics(a, req);
+        imk_scrape_serve(a->gw, req);
         return;
     }
     if (path == NULL || strncmp(path, "/v1/", 4) != 0) {

@@ -1,6 +1,7 @@
 /* The admin listener (libevent evhttp): the website backend's REST API under /v1 (API key
- * in `Authorization: Bearer`), `GET /healthz`. Each endpoint maps to an operation of ops.c,
- * so admin changes are validated, applied and announced exactly like a client's. */
+ * in `Authorization: Bearer`), `GET /healthz`, `GET /metrics` (scrape.h). Each endpoint maps
+ * to an operation of ops.c, so admin changes are validated, applied and announced exactly
+ * like a client's. */
 #ifndef IMKIT_GATEWAY_ADMIN_H
 #define IMKIT_GATEWAY_ADMIN_H
 

@@ -11,23 +11,40 @@
 #include <stdio.h>
 #include <string.h>
 
-/* What a Redis reply callback needs to find its waiting request. */
+/* What a Redis reply callback needs to find its waiting request, and to name it in logs. */
 struct reply_ref {
     imk_gateway_t *gw;
     uint64_t req;
+    uint64_t conn;
+    const char *kind; /* the function: a static string of the operations table */
+    bool job;
 };
 
 static const char unavailable[] = "unavailable";
 static const char redis_gone[] = "storage unreachable; safe to retry";
 
-static void answer_failure(imk_gateway_t *gw, uint64_t req, const redisReply *reply)
+/* A job's id: "<answers channel>.<req>", unique across gateways and restarts, so a worker's
+ * log lines (job=) lead back to the gateway and its request (req=). Returns its length. */
+static int job_id(const imk_gateway_t *gw, uint64_t req, char *out, size_t len)
 {
+    return snprintf(out, len, "%s.%llu", gw->answers, (unsigned long long)req);
+}
+
+static void answer_failure(const struct reply_ref *q, const redisReply *reply)
+{
+    imk_gateway_t *gw = q->gw;
+    uint64_t req = q->req;
     if (reply == NULL) {
         imk_pending_answer(gw->pending, req, unavailable, sizeof(unavailable) - 1, redis_gone,
                            sizeof(redis_gone) - 1);
         return;
     }
-    IMK_ERROR("redis_reply", "req=%llu error=\"%s\"", (unsigned long long)req,
+    char job[200] = "-";
+    if (q->job) {
+        job_id(gw, req, job, sizeof(job));
+    }
+    IMK_ERROR("redis_reply", "session=%llu req=%llu kind=%s job=%s error=\"%s\"",
+              (unsigned long long)q->conn, (unsigned long long)req, q->kind, job,
               reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
     /* A missing function means no worker has loaded the library yet. */
     bool no_function = reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "Function") != NULL;
@@ -46,7 +63,7 @@ static void on_query_reply(struct redisReply *reply, void *arg)
         imk_pending_answer(q->gw->pending, q->req, reply->element[0]->str, reply->element[0]->len,
                            reply->element[1]->str, reply->element[1]->len);
     } else {
-        answer_failure(q->gw, q->req, reply);
+        answer_failure(q, reply);
     }
     free(q);
 }
@@ -56,7 +73,7 @@ static void on_job_queued(struct redisReply *reply, void *arg)
 {
     struct reply_ref *q = arg;
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        answer_failure(q->gw, q->req, reply);
+        answer_failure(q, reply);
     }
     free(q);
 }
@@ -76,13 +93,13 @@ static int send_query(imk_gateway_t *gw, const imk_call_t *call, struct reply_re
 
 static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)
 {
-    char job_id[200];
+    char id[200];
     uint64_t req = q->req;
-    int id_len = snprintf(job_id, sizeof(job_id), "%s.%llu", gw->answers, (unsigned long long)req);
+    int id_len = job_id(gw, req, id, sizeof(id));
     imk_job_t job = {
         .v = IMK_JOB_VERSION,
         .kind = {call->function, strlen(call->function)},
-        .job_id = {job_id, (size_t)id_len},
+        .job_id = {id, (size_t)id_len},
         .gw = {gw->answers, strlen(gw->answers)},
         .conn = call->conn,
         .req = req,
@@ -116,19 +133,26 @@ int imk_dispatch(imk_gateway_t *gw, const imk_call_t *call, imk_pending_fn *fn, 
     if (q == NULL) {
         return IMK_ENOMEM;
     }
-    q->gw = gw;
-    q->req = imk_pending_add(gw->pending, fn, ctx, tag);
-    if (q->req == 0) {
+    uint64_t req = imk_pending_add(gw->pending, fn, ctx, tag);
+    if (req == 0) {
         free(q);
         return IMK_ENOMEM;
     }
+    q->gw = gw;
+    q->req = req;
+    q->conn = call->conn;
+    q->kind = call->function;
+    q->job = !call->query;
     int rc = call->query ? send_query(gw, call, q) : send_job(gw, call, q);
     if (rc != 0) {
         /* Nobody will answer: drop the entry silently, the caller answers. */
-        imk_pending_forget_req(gw->pending, q->req);
+        imk_pending_forget_req(gw->pending, req);
         free(q);
+        return rc;
     }
-    return rc;
+    imk_pending_track(gw->pending, req, call->req != NULL ? &gw->stats : NULL, call->req,
+                      call->conn);
+    return 0;
 }
 
 void imk_dispatch_on_answer(imk_gateway_t *gw, const char *data, size_t len)

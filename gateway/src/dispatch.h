@@ -17,11 +17,15 @@ typedef struct imk_call {
     const char *partition; /* id choosing the job stream; NULL: from */
     uint64_t conn;         /* the asking session, for logs; 0 for the admin API */
     const imk_buf_t *args; /* msgpack arguments, copied */
+    /* The client request this call answers, for metrics; NULL for none (admin API). On
+     * success the pending table counts it when the answer comes, and *req is ended. */
+    imk_stats_req_t *req;
 } imk_call_t;
 
 /* Returns 0: fn(ctx, tag, ...) will be called exactly once, with the answer or with
  * "unavailable" after gateway.request_timeout_ms. Returns IMK_EREDIS when Redis is
- * unreachable now or IMK_ENOMEM: fn is never called; answer "unavailable" yourself. */
+ * unreachable now or IMK_ENOMEM: fn is never called, call->req is left as it was; answer
+ * "unavailable" yourself. */
 int imk_dispatch(imk_gateway_t *gw, const imk_call_t *call, imk_pending_fn *fn, void *ctx,
                  uint64_t tag);
 

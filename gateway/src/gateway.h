@@ -7,6 +7,7 @@
 #include "imkit/config.h"
 #include "imkit/jwt.h"
 #include "imkit/map.h"
+#include "stats.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,13 +39,7 @@ typedef struct imk_gateway {
     struct imk_admin *admin;
     struct imk_admission *admission; /* connection caps of the public listener */
     imk_map_t *sessions;             /* session id -> imk_session_t */
-    struct {                         /* counters since start, for /metrics */
-        uint64_t requests;           /* client protocol requests served or refused */
-        uint64_t errors;             /* of those, answered with an error */
-        uint64_t rate_limited;       /* refused rate_limited */
-        uint64_t deliveries;         /* event frames written to sessions */
-        uint64_t admin_requests;     /* /v1 requests */
-    } stats;
+    imk_stats_t stats;               /* counters since start, for /metrics */
     uint64_t next_session_id;
     bool stopping;
 } imk_gateway_t;

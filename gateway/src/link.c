@@ -24,6 +24,7 @@ struct conn {
     bool subscriber;
     redisAsyncContext *ac;
     bool ready;
+    bool connected_before;
     int backoff_ms;
     struct event *retry;
 };
@@ -37,14 +38,16 @@ struct imk_link {
     imk_map_t *channels; /* subscribed channel names (values unused) */
     size_t outstanding;  /* commands sent and not answered yet */
     int64_t last_reply_ms;
+    imk_link_stats_t stats;
     imk_link_callbacks_t cb;
     void *arg;
 };
 
-/* A command in flight: the caller's callback and argument. */
+/* A command in flight: the caller's callback and argument, and when it was sent. */
 struct call {
     imk_link_reply_fn *fn;
     void *arg;
+    int64_t sent_us;
 };
 
 static void connect_conn(struct conn *c);
@@ -112,6 +115,12 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     c->ready = true;
     c->backoff_ms = BACKOFF_MIN_MS;
+    if (c->connected_before && c->subscriber) {
+        c->link->stats.reconnects_subscriber++;
+    } else if (c->connected_before) {
+        c->link->stats.reconnects_command++;
+    }
+    c->connected_before = true;
     IMK_INFO("redis_connected", "link=%s", c->name);
     if (c->subscriber) {
         imk_map_foreach(c->link->channels, resubscribe_one, c->link);
@@ -236,6 +245,11 @@ bool imk_link_ready(const imk_link_t *link)
     return link->cmd.ready && link->sub.ready;
 }
 
+const imk_link_stats_t *imk_link_stats(const imk_link_t *link)
+{
+    return &link->stats;
+}
+
 bool imk_link_healthy(const imk_link_t *link)
 {
     return imk_link_ready(link) &&
@@ -246,9 +260,17 @@ static void on_command_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct call *call = privdata;
     struct conn *c = ac->data;
+    const redisReply *r = reply;
     if (c != NULL) {
-        c->link->outstanding--;
-        c->link->last_reply_ms = now_ms();
+        imk_link_t *link = c->link;
+        link->outstanding--;
+        link->last_reply_ms = now_ms();
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            link->stats.errors++;
+        } else {
+            imk_hist_observe(&link->stats.roundtrip,
+                             (double)(imk_metrics_now_us() - call->sent_us) / 1e6);
+        }
     }
     if (call->fn != NULL) {
         call->fn(reply, call->arg);
@@ -260,6 +282,7 @@ int imk_link_command(imk_link_t *link, imk_link_reply_fn *fn, void *arg, int arg
                      const char **argv, const size_t *lens)
 {
     if (!link->cmd.ready) {
+        link->stats.errors++;
         return IMK_EREDIS;
     }
     struct call *call = malloc(sizeof(*call));
@@ -268,8 +291,10 @@ int imk_link_command(imk_link_t *link, imk_link_reply_fn *fn, void *arg, int arg
     }
     call->fn = fn;
     call->arg = arg;
+    call->sent_us = imk_metrics_now_us();
     if (redisAsyncCommandArgv(link->cmd.ac, on_command_reply, call, argc, argv, lens) != REDIS_OK) {
         free(call);
+        link->stats.errors++;
         return IMK_EREDIS;
     }
     if (link->outstanding++ == 0) {

@@ -5,9 +5,11 @@
 #define IMKIT_GATEWAY_LINK_H
 
 #include "imkit/config.h"
+#include "imkit/metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct redisReply;
@@ -43,6 +45,17 @@ bool imk_link_ready(const imk_link_t *link);
 /* Ready, and Redis answers: false while commands have waited over two seconds without any
  * reply (Redis paused, overloaded or cut off without the socket noticing). For /healthz. */
 bool imk_link_healthy(const imk_link_t *link);
+
+/* What the links saw since start, for /metrics. */
+typedef struct imk_link_stats {
+    imk_hist_t roundtrip;        /* command connection: from a command sent to its reply */
+    uint64_t errors;             /* commands refused (link down), answered with an error, or lost */
+    uint64_t reconnects_command; /* connections of the command link after its first */
+    uint64_t reconnects_subscriber; /* the same for the subscriber */
+} imk_link_stats_t;
+
+/* Borrowed: valid as long as the link, updated as it works. */
+const imk_link_stats_t *imk_link_stats(const imk_link_t *link);
 
 /* Sends a command; fn may be NULL when the reply does not matter. Returns 0 (fn will be
  * called exactly once) or IMK_EREDIS when the link is

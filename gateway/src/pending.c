@@ -1,5 +1,7 @@
-/* The table of waiting requests: a map from request number to entry, a timer per entry. */
+/* The table of waiting requests: a map from request number to entry, a timer per entry.
+ * Counts each client request in the gateway's metrics when its answer comes. */
 #include "pending.h"
+#include "imkit/log.h"
 #include "imkit/map.h"
 
 #include <event2/event.h>
@@ -12,6 +14,10 @@ struct entry {
     void *ctx;
     uint64_t tag;
     struct event *timer;
+    uint64_t session;   /* for logs; 0: the admin API */
+    imk_stats_t *stats; /* NULL: not counted */
+    imk_stats_req_t counted;
+    int64_t since_us;
 };
 
 struct imk_pending {
@@ -51,6 +57,13 @@ static void free_entry(struct entry *e)
 static void finish(struct entry *e, const char *status, size_t status_len, const char *body,
                    size_t body_len)
 {
+    IMK_DEBUG("answer", "session=%llu req=%llu op=%s status=%.*s ms=%.1f",
+              (unsigned long long)e->session, (unsigned long long)e->req,
+              e->stats != NULL ? imk_stats_op_label(e->counted.op) : "admin", (int)status_len,
+              status, (double)(imk_metrics_now_us() - e->since_us) / 1000.0);
+    if (e->stats != NULL) {
+        imk_stats_end(e->stats, &e->counted, status, status_len);
+    }
     imk_map_remove_u64(e->owner->entries, e->req);
     imk_pending_fn *fn = e->fn;
     void *ctx = e->ctx;
@@ -63,7 +76,12 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    finish(arg, unavailable, sizeof(unavailable) - 1, timeout_msg, sizeof(timeout_msg) - 1);
+    struct entry *e = arg;
+    IMK_WARN("request_timeout", "session=%llu req=%llu op=%s ms=%lld",
+             (unsigned long long)e->session, (unsigned long long)e->req,
+             e->stats != NULL ? imk_stats_op_label(e->counted.op) : "admin",
+             (long long)(e->owner->timeout.tv_sec * 1000 + e->owner->timeout.tv_usec / 1000));
+    finish(e, unavailable, sizeof(unavailable) - 1, timeout_msg, sizeof(timeout_msg) - 1);
 }
 
 uint64_t imk_pending_add(imk_pending_t *p, imk_pending_fn *fn, void *ctx, uint64_t tag)
@@ -77,6 +95,7 @@ uint64_t imk_pending_add(imk_pending_t *p, imk_pending_fn *fn, void *ctx, uint64
     e->fn = fn;
     e->ctx = ctx;
     e->tag = tag;
+    e->since_us = imk_metrics_now_us();
     e->timer = evtimer_new(p->base, on_timeout, e);
     if (e->timer == NULL || imk_map_put_u64(p->entries, e->req, e) != 0) {
         if (e->timer != NULL) {
@@ -87,6 +106,21 @@ uint64_t imk_pending_add(imk_pending_t *p, imk_pending_fn *fn, void *ctx, uint64
     }
     evtimer_add(e->timer, &p->timeout);
     return e->req;
+}
+
+void imk_pending_track(imk_pending_t *p, uint64_t req, imk_stats_t *st, imk_stats_req_t *r,
+                       uint64_t session)
+{
+    struct entry *e = imk_map_get_u64(p->entries, req);
+    if (e == NULL) {
+        return;
+    }
+    e->session = session;
+    if (st != NULL && r != NULL && r->op != IMK_STATS_OP_NONE) {
+        e->stats = st;
+        e->counted = *r;
+        r->op = IMK_STATS_OP_NONE;
+    }
 }
 
 void imk_pending_answer(imk_pending_t *p, uint64_t req, const char *status, size_t status_len,

@@ -4,6 +4,8 @@
 #ifndef IMKIT_GATEWAY_PENDING_H
 #define IMKIT_GATEWAY_PENDING_H
 
+#include "stats.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +26,12 @@ void imk_pending_destroy(imk_pending_t *p);
  * e.g., the client's own request id). Returns the request number (never 0), or 0 on no
  * memory. */
 uint64_t imk_pending_add(imk_pending_t *p, imk_pending_fn *fn, void *ctx, uint64_t tag);
+
+/* Counts request req, when it is answered, as the client request r (copied; r is ended)
+ * in st, which must outlive the table; session is the asking session, for logs. An
+ * unknown number is ignored. A request forgotten (its session closed) is not counted. */
+void imk_pending_track(imk_pending_t *p, uint64_t req, imk_stats_t *st, imk_stats_req_t *r,
+                       uint64_t session);
 
 /* Delivers an answer; an unknown number (answered already, timed out) is ignored. */
 void imk_pending_answer(imk_pending_t *p, uint64_t req, const char *status, size_t status_len,

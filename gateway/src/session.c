@@ -26,7 +26,7 @@
 
 static void send_error(imk_session_t *s, int64_t id, const char *code, const char *message)
 {
-    s->gw->stats.errors++;
+    imk_stats_end(&s->gw->stats, &s->req, code, strlen(code));
     if (id == 0) {
         return; /* a request without id gets no answer */
     }
@@ -45,6 +45,7 @@ static void send_error(imk_session_t *s, int64_t id, const char *code, const cha
 
 static void send_ok(imk_session_t *s, int64_t id, const char *data, size_t len)
 {
+    imk_stats_end(&s->gw->stats, &s->req, "ok", 2);
     if (id <= 0) {
         return;
     }
@@ -96,7 +97,7 @@ static int build_op(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *da
 static void dispatch_op(imk_session_t *s, int64_t id, const imk_op_t *op, const imk_buf_t *args,
                         const imk_op_route_t *route)
 {
-    imk_call_t call = {op->function, op->query, s->client, route->partition, s->id, args};
+    imk_call_t call = {op->function, op->query, s->client, route->partition, s->id, args, &s->req};
     int rc = imk_dispatch(s->gw, &call, on_answer, s, (uint64_t)(id > 0 ? id : 0));
     if (rc == 0) {
         s->waiting++;
@@ -361,7 +362,8 @@ static void do_auth(imk_session_t *s, int64_t id, json_t *data)
         return;
     }
     /* The opaque token's hash spreads anonymous auths over the partitions. */
-    imk_call_t call = {"imkit_auth", false, from, from[0] != '\0' ? from : "auth", s->id, &args};
+    const char *partition = from[0] != '\0' ? from : "auth";
+    imk_call_t call = {"imkit_auth", false, from, partition, s->id, &args, &s->req};
     uint64_t tag = ((uint64_t)exp_s << 32) | ((uint64_t)(id > 0 ? id : 0) & 0xffffffffu);
     int rc = imk_dispatch(s->gw, &call, on_auth_answer, s, tag);
     if (rc == 0) {
@@ -436,7 +438,7 @@ static void do_typing(imk_session_t *s, int64_t id, json_t *data)
         imk_op_route_t route = {NULL, NULL};
         const imk_op_t *get = imk_op_find("room.get");
         if (id != 0 && build_op(s, id, get, data, &args, &route) == 0) {
-            imk_call_t call = {get->function, true, s->client, NULL, s->id, &args};
+            imk_call_t call = {get->function, true, s->client, NULL, s->id, &args, &s->req};
             int rc = imk_dispatch(s->gw, &call, on_typing_checked, s, (uint64_t)id);
             if (rc == 0) {
                 s->waiting++;
@@ -510,10 +512,11 @@ static bool within_rate(imk_session_t *s)
 static void on_text(void *arg, const char *text, size_t len)
 {
     imk_session_t *s = arg;
-    s->gw->stats.requests++;
+    imk_stats_begin(&s->req);
     if (!within_rate(s)) {
         s->gw->stats.rate_limited++;
         json_t *frame = json_loadb(text, len, 0, NULL);
+        imk_stats_name(&s->req, json_string_value(json_object_get(frame, "op")));
         json_t *idv = json_object_get(frame, "id");
         int64_t id = json_is_integer(idv) && json_integer_value(idv) > 0 ? json_integer_value(idv)
                      : idv == NULL                                       ? 0
@@ -530,6 +533,7 @@ static void on_text(void *arg, const char *text, size_t len)
         json_decref(frame);
         return;
     }
+    imk_stats_name(&s->req, op);
     const imk_op_t *spec = strncmp(op, "admin.", 6) != 0 ? imk_op_find(op) : NULL;
     if (strcmp(op, "auth") == 0) {
         if (s->authenticated) {
@@ -555,6 +559,8 @@ static void on_text(void *arg, const char *text, size_t len)
         send_error(s, id, "bad_request", message);
     }
     json_decref(frame);
+    /* Neither answered nor waiting for an answer (a typing without id): done now. */
+    imk_stats_end(&s->gw->stats, &s->req, "ok", 2);
 }
 
 static void session_destroy(imk_session_t *s)

@@ -34,6 +34,7 @@ typedef struct imk_session {
     int64_t tokens_at;           /* when tokens was last refilled, ms */
     int refused;                 /* requests refused rate_limited in the current window */
     int64_t refused_since;       /* start of that window, ms */
+    imk_stats_req_t req;         /* the request on_text is handling, for metrics */
 } imk_session_t;
 
 /* Takes ownership of bev, already upgraded, and of the admission slot of peer (given back

@@ -1,9 +1,11 @@
 /* The consumer loop. A batch costs two round trips: every job's FCALL pipelined, then every
  * PUBLISH and XACK pipelined. A job is acknowledged only after its effects and its events are
  * in Redis, so a worker that dies mid-batch leaves its jobs pending for another to claim;
- * the functions are idempotent, so applying a job again changes nothing. */
+ * the functions are idempotent, so applying a job again changes nothing. Jobs are counted
+ * once acknowledged; the metrics push rides ahead of an XREADGROUP in its pipeline. */
 #include "consumer.h"
 #include "functions.h"
+#include "worker_stats.h"
 #include "imkit/err.h"
 #include "imkit/job.h"
 #include "imkit/keys.h"
@@ -11,6 +13,7 @@
 #include "imkit/redis_url.h"
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -31,6 +34,9 @@ struct imk_consumer {
     char dead[IMK_KEY_MAX];
     int64_t next_claim_ms;
     int64_t next_trim_ms;
+    int64_t next_push_ms;
+    bool connected_before;
+    imk_worker_stats_t stats;
 };
 
 /* One job of a batch while it is being applied. */
@@ -40,8 +46,10 @@ struct batch_job {
     const char *raw; /* the envelope, borrowed from the read reply */
     size_t raw_len;
     imk_job_t job;
+    int parsed;  /* the envelope was read: job is filled */
     int decoded; /* 0 when the envelope or its kind is unusable: dead-letter at once */
     redisReply *result;
+    enum imk_job_outcome outcome;
 };
 
 static int64_t now_ms(void)
@@ -169,10 +177,11 @@ static void read_entry(struct batch_job *bj, const char *stream, const redisRepl
             bj->raw_len = fields->element[i + 1]->len;
         }
     }
-    if (bj->raw != NULL && imk_job_decode(bj->raw, bj->raw_len, &bj->job) == 0 &&
-        imk_functions_is_command(bj->job.kind.ptr, bj->job.kind.len)) {
-        bj->decoded = 1;
+    if (bj->raw == NULL || imk_job_decode(bj->raw, bj->raw_len, &bj->job) != 0) {
+        return; /* job may hold what could be read: the dead letter tells its requester */
     }
+    bj->parsed = 1;
+    bj->decoded = imk_functions_is_command(bj->job.kind.ptr, bj->job.kind.len);
 }
 
 static void append_fcall(imk_consumer_t *c, const struct batch_job *bj)
@@ -253,13 +262,43 @@ static int delivery_count(imk_consumer_t *c, const struct batch_job *bj)
     return count;
 }
 
+/* The job's id for logs (the envelope's job_id, "<gateway answers channel>.<req>", which the
+ * gateway's lines name as req=), or "-" when the envelope could not be read. Every line
+ * about a job says job=, entry= (its stream entry id) and stream=. */
+static int job_id_len(const struct batch_job *bj)
+{
+    return bj->parsed ? (int)bj->job.job_id.len : 1;
+}
+
+static const char *job_id(const struct batch_job *bj)
+{
+    return bj->parsed ? bj->job.job_id.ptr : "-";
+}
+
+/* The kind as a metric label: one of the job kinds, or "unknown", so that no job written by
+ * hand can add series. */
+static const char *kind_of(const struct batch_job *bj, int *len)
+{
+    *len = bj->decoded ? (int)bj->job.kind.len : 7;
+    return bj->decoded ? bj->job.kind.ptr : "unknown";
+}
+
+/* The kind as written in the envelope, for logs. */
+static const char *kind_written(const struct batch_job *bj, int *len)
+{
+    *len = bj->parsed ? (int)bj->job.kind.len : 1;
+    return bj->parsed ? bj->job.kind.ptr : "-";
+}
+
 /* A job that cannot be applied: record it in the dead-letter stream with the reason, tell
  * its requester, and acknowledge it so it never blocks the stream. Returns commands
  * appended. */
 static int append_dead_letter(imk_consumer_t *c, const struct batch_job *bj, const char *why)
 {
-    IMK_ERROR("job_dead", "stream=%s id=%s kind=%.*s error=\"%s\"", bj->stream, bj->id,
-              (int)bj->job.kind.len, bj->job.kind.ptr != NULL ? bj->job.kind.ptr : "", why);
+    int kind_len;
+    const char *kind = kind_written(bj, &kind_len);
+    IMK_ERROR("job_dead", "job=%.*s entry=%s stream=%s kind=%.*s error=\"%s\"", job_id_len(bj),
+              job_id(bj), bj->id, bj->stream, kind_len, kind, why);
     redisAppendCommand(c->redis, "XADD %s * stream %s id %s job %b error %s", c->dead, bj->stream,
                        bj->id, bj->raw != NULL ? bj->raw : "", bj->raw != NULL ? bj->raw_len : 0,
                        why);
@@ -285,28 +324,70 @@ static int result_ok(const redisReply *r)
     return 1;
 }
 
+/* Counts a batch's jobs once their acknowledgements are in Redis: outcome, latency from the
+ * gateway's enqueue (its clock; a skew shows as 0 or as extra latency), publishes. */
+static void count_jobs(imk_consumer_t *c, const struct batch_job *jobs, size_t n, int events,
+                       int answers)
+{
+    int64_t now = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        const struct batch_job *bj = &jobs[i];
+        if (bj->id == NULL) {
+            continue;
+        }
+        int kind_len;
+        const char *kind = kind_of(bj, &kind_len);
+        imk_worker_stats_job(&c->stats, kind, (size_t)kind_len, bj->outcome);
+        if (bj->parsed && bj->outcome != IMK_JOB_FAILED) {
+            imk_hist_observe(&c->stats.job_latency, (double)(now - bj->job.at) / 1000.0);
+        }
+        kind = kind_written(bj, &kind_len);
+        IMK_DEBUG("job_done", "job=%.*s entry=%s stream=%s kind=%.*s outcome=%s ms=%lld",
+                  job_id_len(bj), job_id(bj), bj->id, bj->stream, kind_len, kind,
+                  imk_worker_stats_outcome(bj->outcome),
+                  bj->parsed ? (long long)(now - bj->job.at) : -1LL);
+    }
+    c->stats.events += (uint64_t)events;
+    c->stats.answers += (uint64_t)answers;
+}
+
 /* Second half of a batch: effects and acknowledgements, or leaving a failed job pending for
  * a retry. Returns 0 or IMK_EREDIS. */
 static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
 {
-    int appended = 0;
+    int appended = 0, events = 0, answers = 0;
     for (size_t i = 0; i < n; i++) {
         struct batch_job *bj = &jobs[i];
         if (bj->id == NULL) {
             continue;
         }
         if (!bj->decoded) {
+            bj->outcome = IMK_JOB_DEAD;
             appended += append_dead_letter(c, bj, "malformed job or unknown kind");
         } else if (result_ok(bj->result)) {
-            appended += append_effects(c, bj);
+            const redisReply *r = bj->result;
+            bool ok = r->element[0]->len == 2 && memcmp(r->element[0]->str, "ok", 2) == 0;
+            bj->outcome = ok ? IMK_JOB_OK : IMK_JOB_ERROR;
+            int published = (int)(r->elements - 2) / 2; /* {channel, event} pairs */
+            int effects = append_effects(c, bj);
+            events += published;
+            answers += effects - published;
+            appended += effects;
         } else {
             const char *why = bj->result != NULL && bj->result->type == REDIS_REPLY_ERROR
                                   ? bj->result->str
                                   : "bad function reply";
-            if (delivery_count(c, bj) < c->cfg->worker_max_attempts) {
-                IMK_WARN("job_failed", "stream=%s id=%s error=\"%s\"", bj->stream, bj->id, why);
+            int attempts = delivery_count(c, bj);
+            if (attempts < c->cfg->worker_max_attempts) {
+                int kind_len;
+                const char *kind = kind_written(bj, &kind_len);
+                IMK_WARN(
+                    "job_failed", "job=%.*s entry=%s stream=%s kind=%.*s attempt=%d error=\"%s\"",
+                    job_id_len(bj), job_id(bj), bj->id, bj->stream, kind_len, kind, attempts, why);
+                bj->outcome = IMK_JOB_FAILED;
                 continue; /* stays pending; claimed again after worker.claim_idle_ms */
             }
+            bj->outcome = IMK_JOB_DEAD;
             appended += append_dead_letter(c, bj, why);
         }
         redisAppendCommand(c->redis, "XACK %s " GROUP " %s", bj->stream, bj->id);
@@ -320,6 +401,9 @@ static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
             break;
         }
         freeReplyObject(r);
+    }
+    if (rc == 0) {
+        count_jobs(c, jobs, n, events, answers);
     }
     return rc;
 }
@@ -336,6 +420,7 @@ static int apply_entries(imk_consumer_t *c, const char *stream, const redisReply
         return IMK_ENOMEM;
     }
     size_t calls = 0;
+    int64_t start_us = imk_metrics_now_us();
     for (size_t i = 0; i < n; i++) {
         read_entry(&jobs[i], stream, entries->element[i]);
         if (jobs[i].decoded) {
@@ -349,14 +434,20 @@ static int apply_entries(imk_consumer_t *c, const char *stream, const redisReply
             rc = IMK_EREDIS;
         }
     }
+    if (rc == 0 && calls > 0) {
+        /* The calls of one pipeline cannot be timed apart from here: each is observed as an
+         * equal share of the whole, so the sum and count are exact, the buckets approximate. */
+        double seconds = (double)(imk_metrics_now_us() - start_us) / 1e6;
+        imk_hist_observe_n(&c->stats.function_duration, seconds / (double)calls, calls);
+    }
     if (rc == 0) {
+        c->stats.batches++;
         rc = finish_batch(c, jobs, n);
     }
     for (size_t i = 0; i < n; i++) {
         freeReplyObject(jobs[i].result);
     }
     free(jobs);
-    (void)calls;
     return rc;
 }
 
@@ -374,6 +465,7 @@ static int claim_idle(imk_consumer_t *c)
         int rc = 0;
         if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->elements > 0) {
             IMK_INFO("jobs_claimed", "stream=%s count=%zu", c->streams[i], r->element[1]->elements);
+            c->stats.claimed += r->element[1]->elements;
             rc = apply_entries(c, c->streams[i], r->element[1]);
         }
         freeReplyObject(r);
@@ -457,6 +549,38 @@ static int trim_streams(imk_consumer_t *c)
     return 0;
 }
 
+/* Appends the push of this worker's metrics when it is due (and at once after connecting),
+ * ahead of the next command, so that it costs no round trip of its own. Returns the number
+ * of replies to read before that command's. */
+static int append_push_if_due(imk_consumer_t *c)
+{
+    int64_t now = now_ms();
+    if (now < c->next_push_ms) {
+        return 0;
+    }
+    c->next_push_ms = now + c->cfg->metrics_push_ms;
+    return imk_worker_stats_append_push(&c->stats, c->redis, c->cfg->redis_prefix, c->name,
+                                        3 * c->cfg->metrics_push_ms);
+}
+
+/* Reads the replies of a push: a refusal (Redis out of memory) is counted, not fatal. Returns
+ * 0 or IMK_EREDIS when the connection failed. */
+static int read_push_replies(imk_consumer_t *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c->redis, (void **)&r) != REDIS_OK) {
+            return IMK_EREDIS;
+        }
+        if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+            c->stats.redis_errors++;
+            IMK_WARN("metrics_push", "consumer=%s error=\"%s\"", c->name, r->str);
+        }
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
 static int read_batch(imk_consumer_t *c)
 {
     /* XREADGROUP GROUP g name COUNT n BLOCK ms STREAMS s... >... */
@@ -475,9 +599,12 @@ static int read_batch(imk_consumer_t *c)
         argv[9 + i] = c->streams[i];
         argv[9 + c->nstreams + i] = ">";
     }
-    redisReply *r = redisCommandArgv(c->redis, argc, argv, NULL);
+    int pushed = append_push_if_due(c);
+    int appended = redisAppendCommandArgv(c->redis, argc, argv, NULL);
     free(argv);
-    if (r == NULL) {
+    redisReply *r = NULL;
+    if (appended != REDIS_OK || read_push_replies(c, pushed) != 0 ||
+        redisGetReply(c->redis, (void **)&r) != REDIS_OK || r == NULL) {
         return IMK_EREDIS;
     }
     int rc = 0;
@@ -522,17 +649,29 @@ int imk_consumer_run(imk_consumer_t *c, volatile sig_atomic_t *stop)
 {
     int backoff = BACKOFF_MIN_MS;
     while (!*stop) {
-        if (c->redis == NULL && connect_redis(c) != 0) {
-            disconnect(c);
-            sleep_ms(backoff + rand() % (backoff / 2 + 1));
-            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-            continue;
+        if (c->redis == NULL) {
+            if (connect_redis(c) != 0) {
+                c->stats.redis_errors++;
+                disconnect(c);
+                sleep_ms(backoff + rand() % (backoff / 2 + 1));
+                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                continue;
+            }
+            c->stats.reconnects += c->connected_before;
+            c->connected_before = true;
+            c->next_push_ms = 0; /* announce this worker's metrics at once */
         }
         backoff = BACKOFF_MIN_MS;
         if (run_connected(c, stop) != 0) {
+            c->stats.redis_errors++;
             IMK_WARN("redis_lost", "consumer=%s", c->name);
             disconnect(c);
         }
+    }
+    if (c->redis != NULL) {
+        /* The last counts, kept until the hash expires. */
+        c->next_push_ms = 0;
+        read_push_replies(c, append_push_if_due(c));
     }
     IMK_INFO("stopped", "consumer=%s", c->name);
     return 0;

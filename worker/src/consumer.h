@@ -1,7 +1,8 @@
 /* The job consumer: reads job streams through the consumer group "workers", applies each
  * job with its Redis Function, publishes the events and the answer, then acknowledges.
  * Claims jobs left by dead workers, dead-letters jobs that keep failing, trims what every
- * worker has acknowledged. Synchronous: one process, one Redis connection, one loop. */
+ * worker has acknowledged, and pushes the worker's metrics to Redis (worker_stats.h).
+ * Synchronous: one process, one Redis connection, one loop. */
 #ifndef IMKIT_WORKER_CONSUMER_H
 #define IMKIT_WORKER_CONSUMER_H
 
@@ -17,7 +18,8 @@ imk_consumer_t *imk_consumer_create(const imk_config_t *cfg, const char *name);
 void imk_consumer_destroy(imk_consumer_t *c);
 
 /* Runs until *stop is set, reconnecting to Redis with backoff whenever it goes away; the
- * batch in hand when *stop is seen is finished and acknowledged first. Returns 0. */
+ * batch in hand when *stop is seen is finished and acknowledged first, then the metrics are
+ * pushed a last time. Returns 0. */
 int imk_consumer_run(imk_consumer_t *c, volatile sig_atomic_t *stop);
 
 #endif

@@ -173,7 +173,7 @@ static int post_event(imk_webhook_t *w, const char *id, const redisReply *fields
                    signature.data != NULL ? signature.data : "");
     int status = imk_http_post(w->cfg->webhook_url, headers.data, body.data, body.len,
                                w->cfg->webhook_timeout_ms);
-    IMK_DEBUG("webhook_post", "event=%s type=%s status=%d", id, type, status);
+    IMK_DEBUG("webhook_post", "event_id=%s type=%s status=%d", id, type, status);
     imk_buf_deinit(&body);
     imk_buf_deinit(&signature);
     imk_buf_deinit(&headers);
@@ -213,7 +213,7 @@ static bool deliver(imk_webhook_t *w, const redisReply *entry)
         }
         if (rc == IMK_EPROTO ||
             now_ms() - happened_ms > (int64_t)w->cfg->webhook_retry_for_s * 1000) {
-            IMK_ERROR("webhook_gave_up", "event=%s attempts=%d", id, attempt + 1);
+            IMK_ERROR("webhook_gave_up", "event_id=%s attempts=%d", id, attempt + 1);
             freeReplyObject(redisCommand(w->redis, "XADD %s * event %s url %s", w->dead, id,
                                          w->cfg->webhook_url));
             advance(w, id);
@@ -221,7 +221,7 @@ static bool deliver(imk_webhook_t *w, const redisReply *entry)
         }
         int backoff_s = attempt < 8 ? 1 << attempt : BACKOFF_MAX_S;
         backoff_s = backoff_s > BACKOFF_MAX_S ? BACKOFF_MAX_S : backoff_s;
-        IMK_WARN("webhook_retry", "event=%s attempt=%d in_s=%d", id, attempt + 1, backoff_s);
+        IMK_WARN("webhook_retry", "event_id=%s attempt=%d in_s=%d", id, attempt + 1, backoff_s);
         if (!nap_holding_lease(w, backoff_s * 1000)) {
             return false; /* another worker took over; it resumes from the cursor */
         }

@@ -35,6 +35,8 @@ typedef struct imk_config {
     int worker_max_attempts;
     int worker_dead_consumer_ms;
 
+    int metrics_push_ms;
+
     char *webhook_url;
     char *webhook_secret;
     int webhook_timeout_ms;

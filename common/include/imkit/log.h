@@ -18,7 +18,13 @@ void imk_log_write(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* IMK_LOG(IMK_LOG_INFO, "listen", "addr=%s", addr): event is a short word naming what
- * happened, the format carries key=value fields. */
+ * happened, the format carries key=value fields; a value with spaces goes in double quotes
+ * (error="%s"). Control characters in values are written as spaces: one record, one line.
+ * Fields keep the same names everywhere: a line about a client request says session= (the
+ * connection, numbered per gateway process; 0 for the admin API) and req= (the gateway's
+ * request number); a line about a job says job= (the envelope's job_id, "<gateway>.<boot>.
+ * <req>", so it leads back to the gateway's req=), entry= (its stream entry id) and
+ * stream=. Never use `ts`, `level`, `prog` or `event` as a field name: JSON has them. */
 #define IMK_LOG(level, event, ...)                                                                 \
     do {                                                                                           \
         if (imk_log_enabled(level)) {                                                              \

@@ -390,6 +390,21 @@ export class Cluster {
         return this.workers[i];
     }
 
+    /**
+     * kill -9 worker `i`, on purpose: taken out of the clean-exit check (its exit is not a
+     * failure); resolves once it is dead. restartWorker(i) starts it again.
+     */
+    async killWorker(i) {
+        const proc = this.workers[i].proc;
+        proc.expectedStop = true;
+        const k = this.serverProcs.indexOf(proc);
+        if (k >= 0) {
+            this.serverProcs.splice(k, 1);
+        }
+        proc.child.kill('SIGKILL');
+        return withTimeout(proc.exited, 5000, `${proc.name} to die after SIGKILL`);
+    }
+
     /** SIGTERM to gateway `i` (SIGKILL after 3 s); resolves with its exit. */
     async stopGateway(i) {
         return this.gateways[i].proc.stop();

@@ -270,6 +270,30 @@ static void auth_failed(imk_session_t *s, int64_t id, const char *code, const ch
     }
 }
 
+/* An auth in two steps: first imkit_auth_check, a read (FCALL_RO) that authenticates a
+ * returning client whose token changes nothing; only when it answers `write_needed` (a new
+ * client, a new name or avatar, a deleted one) does the auth go as an imkit_auth job. What
+ * the second step needs is kept here meanwhile. */
+struct imk_auth_step {
+    imk_buf_t args;      /* the functions' arguments (auth_args) */
+    imk_stats_req_t req; /* the auth request, counted once when finally answered */
+    char from[IMK_ID_MAX + 1];
+};
+
+static void auth_step_free(imk_session_t *s)
+{
+    if (s->auth != NULL) {
+        imk_buf_deinit(&s->auth->args);
+        free(s->auth);
+        s->auth = NULL;
+    }
+}
+
+static bool status_is(const char *status, size_t len, const char *want)
+{
+    return len == strlen(want) && memcmp(status, want, len) == 0;
+}
+
 /* tag packs the JWT's expiry (high 32 bits, seconds) and the request id (low 32 bits). */
 static void on_auth_answer(void *ctx, uint64_t tag, const char *status, size_t status_len,
                            const char *body, size_t body_len)
@@ -277,9 +301,13 @@ static void on_auth_answer(void *ctx, uint64_t tag, const char *status, size_t s
     imk_session_t *s = ctx;
     s->waiting--;
     s->auth_in_flight = false;
+    if (s->auth != NULL) { /* answered by the check: count the request here */
+        imk_stats_end(&s->gw->stats, &s->auth->req, status, status_len);
+        auth_step_free(s);
+    }
     int64_t exp_s = (int64_t)(tag >> 32);
     int64_t request = (int64_t)(tag & 0xffffffffu);
-    if (status_len == 2 && memcmp(status, "ok", 2) == 0) {
+    if (status_is(status, status_len, "ok")) {
         become_client(s, request, body, body_len, exp_s);
         return;
     }
@@ -287,6 +315,41 @@ static void on_auth_answer(void *ctx, uint64_t tag, const char *status, size_t s
     snprintf(code, sizeof(code), "%.*s", (int)status_len, status);
     snprintf(message, sizeof(message), "%.*s", (int)body_len, body);
     auth_failed(s, request, code, message);
+}
+
+/* The second step: the auth as a job, counted by the pending table. */
+static void send_auth_job(imk_session_t *s, uint64_t tag)
+{
+    struct imk_auth_step *a = s->auth;
+    /* The opaque token's hash spreads anonymous auths over the partitions. */
+    const char *partition = a->from[0] != '\0' ? a->from : "auth";
+    imk_call_t call = {"imkit_auth", false, a->from, partition, s->id, &a->args, &a->req};
+    s->auth = NULL; /* the job's answer is final */
+    int rc = imk_dispatch(s->gw, &call, on_auth_answer, s, tag);
+    if (rc == 0) {
+        s->waiting++;
+    } else {
+        s->auth_in_flight = false;
+        s->req = a->req; /* counted by the answer */
+        answer_dispatch_failure(s, (int64_t)(tag & 0xffffffffu), rc);
+    }
+    imk_buf_deinit(&a->args);
+    free(a);
+}
+
+static void on_auth_checked(void *ctx, uint64_t tag, const char *status, size_t status_len,
+                            const char *body, size_t body_len)
+{
+    imk_session_t *s = ctx;
+    /* write_needed, or anything but a verdict on the token (a library without the check,
+     * Redis busy): the job decides. */
+    if (status_is(status, status_len, "ok") || status_is(status, status_len, "unauthenticated") ||
+        status_is(status, status_len, "bad_request")) {
+        on_auth_answer(ctx, tag, status, status_len, body, body_len);
+        return;
+    }
+    s->waiting--;
+    send_auth_job(s, tag);
 }
 
 static void sha256_hex(const char *data, size_t len, char out[65])
@@ -353,26 +416,33 @@ static void do_auth(imk_session_t *s, int64_t id, json_t *data)
         auth_failed(s, id, "bad_request", "token: required, a string of at most 8192 bytes");
         return;
     }
-    imk_buf_t args = IMK_BUF_INIT;
-    char from[IMK_ID_MAX + 1];
-    int64_t exp_s;
-    if (auth_args(s, id, json_string_value(token), json_string_length(token), &args, from,
-                  &exp_s) != 0) {
-        imk_buf_deinit(&args);
+    struct imk_auth_step *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        send_error(s, id, "internal", "out of memory");
         return;
     }
-    /* The opaque token's hash spreads anonymous auths over the partitions. */
-    const char *partition = from[0] != '\0' ? from : "auth";
-    imk_call_t call = {"imkit_auth", false, from, partition, s->id, &args, &s->req};
+    int64_t exp_s;
+    if (auth_args(s, id, json_string_value(token), json_string_length(token), &a->args, a->from,
+                  &exp_s) != 0) {
+        imk_buf_deinit(&a->args);
+        free(a);
+        return;
+    }
+    /* The request is counted when its final answer comes, by one step or the other. */
+    a->req = s->req;
+    s->req.op = IMK_STATS_OP_NONE;
+    s->auth = a;
     uint64_t tag = ((uint64_t)exp_s << 32) | ((uint64_t)(id > 0 ? id : 0) & 0xffffffffu);
-    int rc = imk_dispatch(s->gw, &call, on_auth_answer, s, tag);
+    imk_call_t check = {"imkit_auth_check", true, a->from, NULL, s->id, &a->args, NULL};
+    int rc = imk_dispatch(s->gw, &check, on_auth_checked, s, tag);
     if (rc == 0) {
         s->waiting++;
         s->auth_in_flight = true;
     } else {
+        s->req = a->req; /* counted by the answer */
+        auth_step_free(s);
         answer_dispatch_failure(s, id, rc);
     }
-    imk_buf_deinit(&args);
 }
 
 /* Reads the envelope {id, op, data}; answers malformed frames itself. Returns 0 or -1. */
@@ -574,6 +644,7 @@ static void session_destroy(imk_session_t *s)
     if (s->authenticated) {
         presence_change(s, -1);
     }
+    auth_step_free(s);
     event_free(s->deadline);
     imk_map_destroy(s->rooms);
     imk_map_destroy(s->watching);

@@ -14,6 +14,7 @@
 struct bufferevent;
 struct event;
 struct imk_ws;
+struct imk_auth_step;
 
 typedef struct imk_session {
     imk_gateway_t *gw;
@@ -22,6 +23,7 @@ typedef struct imk_session {
     char peer[64]; /* source address, counted by the admission caps */
     bool authenticated;
     bool auth_in_flight;
+    struct imk_auth_step *auth; /* an auth's first step in flight (session.c), or NULL */
     int auth_failures;
     char client[IMK_ID_MAX + 1]; /* set once authenticated */
     char token_hash[65];         /* SHA-256 of an opaque token (empty for a JWT) */

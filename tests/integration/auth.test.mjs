@@ -98,6 +98,35 @@ test('a JWT with name and avatar authenticates and creates the profile that clie
     }
 });
 
+/** Jobs ever added to the job streams (XINFO STREAM entries-added, summed). */
+async function jobsAdded() {
+    let n = 0;
+    for (let p = 0; p < cluster.partitions; p++) {
+        const info = await cluster.redisRaw(['XINFO', 'STREAM', `${cluster.prefix}jobs:${p}`]).catch(() => '');
+        const m = info.match(/entries-added\n(\d+)/);
+        n += m ? Number(m[1]) : 0;
+    }
+    return n;
+}
+
+test('a returning client whose token changes nothing authenticates with a read, without a job; a change goes as a job', async () => {
+    const id = uid('back');
+    const first = await cluster.login(0, id, { name: 'Back' });
+    assert.equal(first.authResult.client.name, 'Back');
+    const before = await jobsAdded();
+    const again = await cluster.login(0, id, { name: 'Back' });
+    const plain = await cluster.login(0, id);
+    assert.equal(again.authResult.client.name, 'Back');
+    assert.equal(plain.authResult.client.name, 'Back');
+    assert.equal(await jobsAdded(), before, 'a returning client\'s auth added a job');
+    const renamed = await cluster.login(0, id, { name: 'Back Again' });
+    assert.equal(renamed.authResult.client.name, 'Back Again');
+    assert.equal(await jobsAdded(), before + 1, 'a new name is written by exactly one auth job');
+    for (const c of [first, again, plain, renamed]) {
+        c.close();
+    }
+});
+
 test('a client first created without name is named by its id', async () => {
     const id = uid('noname');
     const c = await cluster.login(0, id);

@@ -50,6 +50,7 @@ struct batch_job {
     int decoded; /* 0 when the envelope or its kind is unusable: dead-letter at once */
     redisReply *result;
     enum imk_job_outcome outcome;
+    bool acked; /* done with: acknowledged at the end of the batch */
 };
 
 static int64_t now_ms(void)
@@ -353,6 +354,32 @@ static void count_jobs(imk_consumer_t *c, const struct batch_job *jobs, size_t n
 
 /* Second half of a batch: effects and acknowledgements, or leaving a failed job pending for
  * a retry. Returns 0 or IMK_EREDIS. */
+/* One XACK for every job of the batch that is done with (all of one stream), after their
+ * effects in the pipeline. Returns the commands appended (0 or 1). */
+static int append_ack(imk_consumer_t *c, const struct batch_job *jobs, size_t n)
+{
+    const char **argv = calloc(n + 3, sizeof(*argv));
+    if (argv == NULL) {
+        return 0; /* left pending: claimed and answered again from done:<job> */
+    }
+    int argc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].acked) {
+            if (argc == 0) {
+                argv[argc++] = "XACK";
+                argv[argc++] = jobs[i].stream;
+                argv[argc++] = GROUP;
+            }
+            argv[argc++] = jobs[i].id;
+        }
+    }
+    if (argc > 0) {
+        redisAppendCommandArgv(c->redis, argc, argv, NULL);
+    }
+    free(argv);
+    return argc > 0;
+}
+
 static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
 {
     int appended = 0, events = 0, answers = 0;
@@ -390,9 +417,9 @@ static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
             bj->outcome = IMK_JOB_DEAD;
             appended += append_dead_letter(c, bj, why);
         }
-        redisAppendCommand(c->redis, "XACK %s " GROUP " %s", bj->stream, bj->id);
-        appended++;
+        bj->acked = true;
     }
+    appended += append_ack(c, jobs, n);
     int rc = 0;
     for (int i = 0; i < appended; i++) {
         redisReply *r = NULL;
@@ -509,6 +536,23 @@ static int remove_dead_consumers(imk_consumer_t *c, const char *stream)
     }
     freeReplyObject(r);
     return 0;
+}
+
+/* A clean stop: this consumer leaves each stream's group where it holds no pending job, so
+ * scaling down leaves no idle consumer behind (a consumer with pending jobs stays: deleting
+ * it would drop them; the others claim them, and the dead-consumer sweep removes it). */
+static void leave_group(imk_consumer_t *c)
+{
+    for (int i = 0; i < c->nstreams; i++) {
+        redisReply *r =
+            redisCommand(c->redis, "XPENDING %s " GROUP " - + 1 %s", c->streams[i], c->name);
+        bool idle = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 0;
+        freeReplyObject(r);
+        if (idle) {
+            freeReplyObject(redisCommand(c->redis, "XGROUP DELCONSUMER %s " GROUP " %s",
+                                         c->streams[i], c->name));
+        }
+    }
 }
 
 /* Deletes what the group has acknowledged: everything older than both the oldest pending
@@ -672,6 +716,7 @@ int imk_consumer_run(imk_consumer_t *c, volatile sig_atomic_t *stop)
         /* The last counts, kept until the hash expires. */
         c->next_push_ms = 0;
         read_push_replies(c, append_push_if_due(c));
+        leave_group(c);
     }
     IMK_INFO("stopped", "consumer=%s", c->name);
     return 0;

@@ -5,6 +5,7 @@
 #include "imkit/log.h"
 #include "imkit/job.h"
 #include "link.h"
+#include "ws.h"
 
 #include <hiredis/hiredis.h>
 
@@ -148,6 +149,9 @@ int imk_fanout_add_client(imk_fanout_t *f, imk_session_t *s)
 
 int imk_fanout_join(imk_fanout_t *f, imk_session_t *s, const char *room, size_t len)
 {
+    if (s->rooms == NULL && (s->rooms = imk_map_create()) == NULL) {
+        return IMK_ENOMEM; /* created with the first room: an idle session holds no map */
+    }
     if (imk_map_get(s->rooms, room, len) != NULL) {
         return 0;
     }
@@ -159,7 +163,7 @@ int imk_fanout_join(imk_fanout_t *f, imk_session_t *s, const char *room, size_t 
 
 void imk_fanout_leave(imk_fanout_t *f, imk_session_t *s, const char *room, size_t len)
 {
-    if (imk_map_remove(s->rooms, room, len) != NULL) {
+    if (s->rooms != NULL && imk_map_remove(s->rooms, room, len) != NULL) {
         group_remove(f, f->rooms, imk_channel_room, room, len, s);
     }
 }
@@ -187,15 +191,20 @@ static void unwatch_one(const char *key, size_t len, void *value, void *arg)
 static void unwatch_all(imk_fanout_t *f, imk_session_t *s)
 {
     struct leave_all la = {f, s};
-    imk_map_foreach(s->watching, unwatch_one, &la);
-    imk_map_destroy(s->watching);
-    s->watching = imk_map_create();
+    if (s->watching != NULL) {
+        imk_map_foreach(s->watching, unwatch_one, &la);
+        imk_map_destroy(s->watching);
+        s->watching = NULL;
+    }
 }
 
 int imk_fanout_watch(imk_fanout_t *f, imk_session_t *s, const json_t *ids)
 {
     unwatch_all(f, s);
-    if (s->watching == NULL) {
+    if (json_array_size(ids) == 0) {
+        return 0; /* watching nobody: no map */
+    }
+    if ((s->watching = imk_map_create()) == NULL) {
         return IMK_ENOMEM;
     }
     size_t i;
@@ -218,7 +227,9 @@ int imk_fanout_watch(imk_fanout_t *f, imk_session_t *s, const json_t *ids)
 void imk_fanout_remove_session(imk_fanout_t *f, imk_session_t *s)
 {
     struct leave_all la = {f, s};
-    imk_map_foreach(s->rooms, leave_one, &la);
+    if (s->rooms != NULL) {
+        imk_map_foreach(s->rooms, leave_one, &la);
+    }
     if (s->watching != NULL) {
         imk_map_foreach(s->watching, unwatch_one, &la);
     }
@@ -227,12 +238,36 @@ void imk_fanout_remove_session(imk_fanout_t *f, imk_session_t *s)
     }
 }
 
+/* Sends payload to s, framed once for every session it goes to: *shared is created by the
+ * first call of a delivery (NULL on no memory: then each session gets its own copy). */
+static void send_one(imk_session_t *s, imk_ws_shared_t **shared, bool *tried, const char *payload,
+                     size_t len)
+{
+    if (!*tried) {
+        *tried = true;
+        *shared = imk_ws_shared_create(payload, len);
+    }
+    if (*shared != NULL) {
+        imk_session_send_shared(s, *shared);
+    } else {
+        imk_session_send(s, payload, len);
+    }
+    s->gw->stats.deliveries++;
+}
+
 static void send_to_group(struct group *g, const char *payload, size_t len)
 {
-    for (size_t i = 0; g != NULL && i < g->n; i++) {
-        imk_session_send(g->items[i], payload, len);
-        g->items[i]->gw->stats.deliveries++;
+    if (g != NULL && g->n == 1) {
+        imk_session_send(g->items[0], payload, len); /* nothing to share */
+        g->items[0]->gw->stats.deliveries++;
+        return;
     }
+    imk_ws_shared_t *shared = NULL;
+    bool tried = false;
+    for (size_t i = 0; g != NULL && i < g->n; i++) {
+        send_one(g->items[i], &shared, &tried, payload, len);
+    }
+    imk_ws_shared_release(shared);
 }
 
 /* Whether client is in the comma-separated list skip[0..len). */
@@ -265,12 +300,14 @@ static void send_to_room(struct group *g, const char *payload, size_t len)
     }
     const char *frame = nl + 1;
     size_t frame_len = len - (size_t)(frame - payload);
+    imk_ws_shared_t *shared = NULL;
+    bool tried = false;
     for (size_t i = 0; g != NULL && i < g->n; i++) {
         if (!skipped(list, (size_t)(nl - list), g->items[i]->client)) {
-            imk_session_send(g->items[i], frame, frame_len);
-            g->items[i]->gw->stats.deliveries++;
+            send_one(g->items[i], &shared, &tried, frame, frame_len);
         }
     }
+    imk_ws_shared_release(shared);
 }
 
 /* Personal events that change what a client's sessions receive: room.joined subscribes

@@ -501,7 +501,8 @@ static void do_typing(imk_session_t *s, int64_t id, json_t *data)
         send_error(s, id, "bad_request", "room: must be 1-64 bytes of [A-Za-z0-9_.@:-]");
         return;
     }
-    if (imk_map_get(s->rooms, json_string_value(room), json_string_length(room)) == NULL) {
+    if (s->rooms == NULL ||
+        imk_map_get(s->rooms, json_string_value(room), json_string_length(room)) == NULL) {
         /* Not a member as far as this gateway knows: room.get tells forbidden from
          * not_found (and a member whose room.joined is still on its way gets {}). */
         imk_buf_t args = IMK_BUF_INIT;
@@ -667,13 +668,12 @@ imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev, co
     s->gw = gw;
     s->id = ++gw->next_session_id;
     snprintf(s->peer, sizeof(s->peer), "%s", peer);
-    s->rooms = imk_map_create();
-    s->watching = imk_map_create();
     s->deadline = evtimer_new(gw->base, on_token_expired, s);
     s->tokens = gw->cfg->limits_burst;
     s->tokens_at = imk_now_ms();
-    if (s->rooms == NULL || s->watching == NULL || s->deadline == NULL ||
-        imk_map_put_u64(gw->sessions, s->id, s) != 0) {
+    /* rooms and watching are created by fanout.c when first needed: an idle session holds
+     * neither. */
+    if (s->deadline == NULL || imk_map_put_u64(gw->sessions, s->id, s) != 0) {
         goto fail;
     }
     const imk_ws_limits_t limits = {
@@ -703,6 +703,11 @@ fail:
 void imk_session_send(imk_session_t *s, const char *data, size_t len)
 {
     imk_ws_send_text(s->ws, data, len);
+}
+
+void imk_session_send_shared(imk_session_t *s, struct imk_ws_shared *m)
+{
+    imk_ws_send_shared(s->ws, m);
 }
 
 void imk_session_close(imk_session_t *s, uint16_t code, const char *reason)

@@ -14,6 +14,7 @@
 struct bufferevent;
 struct event;
 struct imk_ws;
+struct imk_ws_shared;
 struct imk_auth_step;
 
 typedef struct imk_session {
@@ -27,8 +28,8 @@ typedef struct imk_session {
     int auth_failures;
     char client[IMK_ID_MAX + 1]; /* set once authenticated */
     char token_hash[65];         /* SHA-256 of an opaque token (empty for a JWT) */
-    imk_map_t *rooms;            /* rooms this session receives events of (fan-out) */
-    imk_map_t *watching;         /* clients whose presence this session watches */
+    imk_map_t *rooms;            /* rooms this session receives events of (NULL: none yet) */
+    imk_map_t *watching;         /* clients whose presence it watches (NULL: none yet) */
     int64_t typing_at;           /* when this session last sent typing, ms */
     size_t waiting;              /* requests in flight */
     struct event *deadline;      /* auth deadline, then the token's expiry */
@@ -45,6 +46,8 @@ imk_session_t *imk_session_create(imk_gateway_t *gw, struct bufferevent *bev, co
 
 /* Writes an event or answer frame (JSON text) to the client. */
 void imk_session_send(imk_session_t *s, const char *data, size_t len);
+/* The same for an event framed once for many sessions (fanout.c); takes its own reference. */
+void imk_session_send_shared(imk_session_t *s, struct imk_ws_shared *m);
 
 /* Starts closing with a WebSocket close code; the session frees itself afterwards. */
 void imk_session_close(imk_session_t *s, uint16_t code, const char *reason);

@@ -1,6 +1,8 @@
-/* A WebSocket connection (RFC 6455, server side) on a libevent bufferevent, framed by wslay.
- * Created by the public listener after a successful upgrade; owned by the client session
- * that the listener creates with it. */
+/* A WebSocket connection (RFC 6455, server side), framed by wsframe.c: on its socket for
+ * plain TCP, on its bufferevent for TLS. Created by the public listener after a successful
+ * upgrade; owned by the client session that the listener creates with it. An idle plain
+ * connection holds no buffer: input only while a frame is partial, a message only while
+ * its fragments arrive, output only while the socket has not taken it. */
 #ifndef IMKIT_GATEWAY_WS_H
 #define IMKIT_GATEWAY_WS_H
 
@@ -27,15 +29,33 @@ typedef struct imk_ws_limits {
     int message_timeout_ms; /* a message begun must be complete within this; close 1008 */
 } imk_ws_limits_t;
 
-/* Takes ownership of bev (freed by imk_ws_destroy). limits is copied. Returns NULL on no
- * memory. */
+/* Takes ownership of bev, already upgraded: a socket bufferevent is freed at once, its
+ * socket (closed by imk_ws_destroy) and any bytes it holds taken over; any other (TLS) is
+ * kept and freed by imk_ws_destroy. limits is copied. Returns NULL on no memory, bev then
+ * still the caller's, as it was. Runs on bev's loop. */
 imk_ws_t *imk_ws_create(struct bufferevent *bev, const imk_ws_limits_t *limits,
                         const imk_ws_callbacks_t *callbacks, void *arg);
 void imk_ws_destroy(imk_ws_t *ws);
 
-/* Queues a text message and starts writing it. Returns 0, or IMK_ECLOSED when the connection
- * is closing, or IMK_ENOMEM. */
+/* Queues a text message; everything queued within one loop iteration is written together
+ * once its callbacks have run. A peer that lets more than limits.max_queued bytes pile up
+ * is closed 4408. Returns 0, or IMK_ECLOSED when the connection is closing, or
+ * IMK_ENOMEM. */
 int imk_ws_send_text(imk_ws_t *ws, const char *data, size_t len);
+
+/* A text frame encoded once for many connections (a broadcast): server frames are not
+ * masked, so the same bytes are valid on every socket, and large ones are queued to each by
+ * reference instead of copied. Reference counted; no loop needed. */
+typedef struct imk_ws_shared imk_ws_shared_t;
+
+/* Frames data (copied). The caller holds one reference and drops it with
+ * imk_ws_shared_release(). Returns NULL on no memory. */
+imk_ws_shared_t *imk_ws_shared_create(const char *data, size_t len);
+/* Drops one reference; the bytes are freed once every connection they were queued to has
+ * written or dropped them. NULL is a no-op. */
+void imk_ws_shared_release(imk_ws_shared_t *m);
+/* Queues m to ws, as imk_ws_send_text(); takes a reference of its own when needed. */
+int imk_ws_send_shared(imk_ws_t *ws, imk_ws_shared_t *m);
 
 /* Starts the closing handshake with code and reason; on_closed follows once the close
  * frame is written (or the peer is gone). */

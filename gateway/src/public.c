@@ -17,6 +17,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdbool.h>
@@ -307,6 +309,10 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
         evutil_closesocket(fd); /* over a connection cap: nothing read, nothing allocated */
         return;
     }
+    /* Frames are small and written once per loop iteration: never hold one back for the
+     * peer's acknowledgement of the previous (Nagle). */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct http_conn *c = calloc(1, sizeof(*c));
     struct bufferevent *bev = imk_tls_accept(p->gw->tls, p->gw->base, fd);
     if (c == NULL || bev == NULL) {

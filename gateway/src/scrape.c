@@ -315,7 +315,13 @@ static void send_command(struct scrape *sc, imk_link_reply_fn *fn, void *arg, in
     }
     sc->outstanding++;
     if (imk_link_command(sc->gw->link, fn, arg, argc, argv, lens) != 0) {
-        fn(NULL, arg); /* counts as missing, like a lost reply */
+        /* Missing, like a lost reply. The caller holds a count of its own (start_reads, or
+         * the reply callback sending), so this is never the scrape's last. */
+        sc->outstanding--;
+        sc->missing = true;
+        if (arg != sc) {
+            free(arg); /* a struct ref */
+        }
     }
 }
 

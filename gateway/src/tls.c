@@ -32,6 +32,8 @@ imk_tls_t *imk_tls_create(const char *cert_file, const char *key_file)
     }
     SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(tls->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Read and write buffers only while a record is in flight: an idle connection holds none. */
+    SSL_CTX_set_mode(tls->ctx, SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_use_certificate_chain_file(tls->ctx, cert_file) != 1) {
         log_openssl_error("certificate", cert_file);
         imk_tls_destroy(tls);

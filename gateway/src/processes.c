@@ -49,9 +49,6 @@ static int offset_admin_port(imk_config_t *cfg, int index)
                               &port) != 0) {
         return IMK_EINVAL;
     }
-    if (port == 0) {
-        return 0; /* an ephemeral port each: nothing to offset */
-    }
     bool ipv6 = strchr(host, ':') != NULL;
     snprintf(spec, sizeof(spec), "%s%s%s:%d", ipv6 ? "[" : "", host, ipv6 ? "]" : "", port + index);
     return imk_config_set(cfg, "gateway.admin_listen", spec, err, sizeof(err));
@@ -155,6 +152,17 @@ static void stop_all(child_t *children, int n, const sigset_t *wanted)
 
 bool imk_processes_supervise(imk_config_t *cfg, int n, int *status)
 {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char host[256];
+    int port;
+    if (imk_listen_addr_parse(cfg->gateway_admin_listen, &addr, &addrlen, host, sizeof(host),
+                              &port) != 0) {
+        /* Refused once here, not by every child forever. */
+        fprintf(stderr, "imkit-gateway: gateway.admin_listen is malformed\n");
+        *status = 2;
+        return false;
+    }
     child_t children[MAX_PROCESSES];
     memset(children, 0, sizeof(children));
     n = n > MAX_PROCESSES ? MAX_PROCESSES : n;

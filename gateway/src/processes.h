@@ -16,8 +16,8 @@ int imk_processes_count(const imk_config_t *cfg);
 bool imk_processes_supervise(imk_config_t *cfg, int n, int *status);
 
 /* Process index of n: gateway.id gets "-<index>" appended (when set) and the admin
- * listener's port is offset by index (when not 0), so every process has its own id and
- * its own admin port. Returns 0 or an IMK_E* code. */
+ * listener's port is offset by index, so every process has its own id and its own admin
+ * port. Returns 0, or IMK_EINVAL for an admin address the listener would refuse too. */
 int imk_processes_configure(imk_config_t *cfg, int index, int n);
 
 #endif

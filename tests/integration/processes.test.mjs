@@ -172,6 +172,18 @@ test('SIGTERM to the supervisor stops every process and exits 0', async () => {
     for (const pid of kids) assert.ok(!alive(pid), `process ${pid} outlived the supervisor`);
 });
 
+test('a malformed admin address stops the supervisor at once with status 2, forking nothing', async () => {
+    const bad = new Proc('bad-admin', cluster.gatewayBin, Cluster.setArgs({
+        ...cluster.commonSet(),
+        'gateway.processes': PROCESSES,
+        'gateway.public_listen': `127.0.0.1:${publicPort}`,
+        'gateway.admin_listen': 'no-port-here',
+    }), path.join(cluster.dir, 'bad-admin.log'));
+    const exit = await withTimeout(bad.exited, 5000, 'the supervisor exits');
+    assert.deepEqual(exit, { code: 2, signal: null });
+    assert.match(bad.tail(), /gateway\.admin_listen is malformed/);
+});
+
 test('a killed supervisor leaves no gateway process behind', async () => {
     supervisor = startSupervisor('killed');
     await waitServing('restart');

@@ -24,8 +24,14 @@ cluster.setup(async () => {
 });
 
 test('with no worker, a command answers unavailable after the request timeout; a retry with the same cid after a worker is back stores it once', async () => {
+    const pid = cluster.workers[0].proc.child.pid;
     const exit = await cluster.stopWorker(0);
     assert.equal(exit.code, 0, `the worker exited ${JSON.stringify(exit)} on SIGTERM`);
+    // Stopped cleanly with nothing pending, it left the consumer group of every stream.
+    for (let p = 0; p < cluster.partitions; p++) {
+        const list = await cluster.redisRaw(['XINFO', 'CONSUMERS', `${cluster.prefix}jobs:${p}`, 'workers']);
+        assert.ok(!new RegExp(`-${pid}$`, 'm').test(list), `jobs:${p} still lists the stopped worker (pid ${pid}):\n${list}`);
+    }
 
     const data = { room: room.id, cid: 'while-down', type: 'text', text: 'anyone there?' };
     const t0 = Date.now();

@@ -4,6 +4,7 @@
 #include "webhook.h"
 #include "imkit/config.h"
 #include "imkit/log.h"
+#include "imkit/redis_url.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -45,9 +46,11 @@ int main(int argc, char **argv)
     gethostname(host, sizeof(host) - 1);
     char name[128];
     snprintf(name, sizeof(name), "%s-%ld", host, (long)getpid());
+    char redis[512];
+    imk_redis_url_redact(cfg.redis_url, redis, sizeof(redis));
     imk_consumer_t *consumer = imk_consumer_create(&cfg, name);
     if (consumer == NULL) {
-        fprintf(stderr, "imkit-worker: bad redis.url '%s'\n", cfg.redis_url);
+        fprintf(stderr, "imkit-worker: bad redis.url '%s'\n", redis);
         imk_config_deinit(&cfg);
         return 2;
     }
@@ -59,7 +62,7 @@ int main(int argc, char **argv)
         imk_config_deinit(&cfg);
         return 1;
     }
-    IMK_INFO("start", "consumer=%s redis=%s", name, cfg.redis_url);
+    IMK_INFO("start", "consumer=%s redis=%s", name, redis);
     imk_consumer_run(consumer, &stop_requested);
     imk_webhook_destroy(webhook);
     imk_consumer_destroy(consumer);

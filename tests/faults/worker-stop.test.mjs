@@ -8,7 +8,7 @@
 //    msg.react, room.update, room.members.remove/add, msg.recall, room.read): the worker is stopped,
 //    the job is sent and handed to it, a second worker claims and applies it, a later
 //    request changes the same thing again, then the stopped worker is continued and applies
-//    its stale copy. "A job applied twice changes nothing the second time" (issue 5): the
+//    its stale copy. "A job applied twice changes nothing the second time": the
 //    final state must be the one of the later request.
 
 import { test } from 'node:test';

@@ -1,5 +1,5 @@
-// "A webhook receiver that is down or slow changes nothing for chatting users" (issue 9,
-// docs/WEBHOOKS.md "Never in the way of chatting"). Messages are acknowledged as fast while
+// "A webhook receiver that is down or slow changes nothing for chatting users"
+// (docs/WEBHOOKS.md "Never in the way of chatting"). Messages are acknowledged as fast while
 // the receiver refuses connections, and while it accepts them but never answers, as while it
 // is healthy; once it is back, every event of the outage arrives, in order.
 

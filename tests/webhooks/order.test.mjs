@@ -1,4 +1,4 @@
-// Order per room (issue 9; docs/WEBHOOKS.md "In order"): with two gateways, two workers and
+// Order per room (docs/WEBHOOKS.md "In order"): with two gateways, two workers and
 // several senders per room writing concurrently, each room's events reach the webhook in
 // the order the changes happened: room.created first, message.sent in seq order 1, 2, 3, …
 // with no gap and no repeat, ts never going back; and deliveries as a whole follow event ids.

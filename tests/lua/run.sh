@@ -1392,10 +1392,21 @@ check "an empty job id is no job id" "$ST|$(rc KEYS "${PFX}done:*" | wc -l)" "co
 call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' j-ms-1
 expect ok "a job sends"
 S1="$(j seq)|$(j ts)|$NEV|${EVFR[0]:-}"
+A1="$(j seq)|$(j ts)"
 call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' j-ms-1
 check "replayed: the same seq and ts, the message event again (clients drop it by seq)" \
   "$(j seq)|$(j ts)|$NEV|${EVFR[0]:-}" "$S1"
 check "stored once" "$(rc XLEN "${PFX}r:{gj1}:log")|$(rc HGET "${PFX}r:{gj1}" last_seq)" "1|1"
+check "a send's done record is compact: #seq|ts, kept 24 h" \
+  "$(rc GET "${PFX}done:j-ms-1")|$(( $(rc PTTL "${PFX}done:j-ms-1") > 86390000 ))" "#$A1|1"
+call imkit_msg_edit jo '{"room":"gj1","seq":1,"text":"edited"}' j-me-1
+call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' j-ms-1
+check "replayed after an edit: the first run's answer and event, byte for byte" \
+  "$(j seq)|$(j ts)|$NEV|${EVFR[0]:-}" "$S1"
+rc XTRIM "${PFX}r:{gj1}:log" MAXLEN 0 >/dev/null
+call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' j-ms-1
+check "replayed once retention trimmed the message: the answer, no event" \
+  "$ST|$(j seq)|$(j ts)|$NEV" "ok|$A1|0"
 call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' j-ms-3
 check "another job with the same cid: the cid retry (same seq, no event)" "$(j seq)|$NEV" "1|0"
 call imkit_msg_send jo '{"room":"gj1","cid":"jc2","type":"text","text":"twice"}' j-ms-2

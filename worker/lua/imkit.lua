@@ -269,6 +269,7 @@ local NOW = nil    -- ms, read once per call so one call sees one instant
 local EVENTS = {}  -- flat list: channel, frame, channel, frame, ...
 local OUTBOX = nil -- the feed on: entries to write, in order, and .left (see outbox_left);
                    -- nil when the feed is off (header: Outbox)
+local DONE = nil   -- a job's compact done record, when its handler has a replay (see entry)
 
 local FAIL = {} -- metatable of expected refusals (see fail)
 
@@ -720,6 +721,12 @@ end
 local function send_answer(rid, seq, ts, cid)
   return raw('{"room":' .. json_string(rid) .. ',"seq":' .. fmt_int(seq) .. ',"ts":' ..
     fmt_int(ts) .. ',"cid":' .. json_string(cid) .. '}')
+end
+
+-- "<seq>|<ts>", as a send stores it in its cid index and done record -> seq, ts
+local function seq_ts(stored)
+  local seq, ts = stored:match('^(%d+)|(%d+)$')
+  return tonumber(seq), tonumber(ts)
 end
 
 local function stream_id(seq)
@@ -1335,8 +1342,8 @@ local function fn_msg_send(args)
   -- answer of the message that was stored.
   local hit = redis.call('HGET', K.cids(rid), FROM .. '|' .. cid)
   if hit then
-    local seq, ts = hit:match('^(%d+)|(%d+)$')
-    return send_answer(rid, tonumber(seq), tonumber(ts), cid)
+    local seq, ts = seq_ts(hit)
+    return send_answer(rid, seq, ts, cid)
   end
   check_member(rid)
   last_seq = num(last_seq)
@@ -1351,14 +1358,27 @@ local function fn_msg_send(args)
   redis.call('XADD', K.log(rid), stream_id(m.seq), 'm', text)
   redis.call('HSET', K.room(rid), 'last_seq', fmt_int(m.seq), 'last_ts', fmt_int(m.ts),
     'last_msg', text)
-  redis.call('HSET', K.cids(rid), FROM .. '|' .. cid, fmt_int(m.seq) .. '|' .. fmt_int(m.ts))
+  local stored = fmt_int(m.seq) .. '|' .. fmt_int(m.ts) -- in the cid index and done record
+  redis.call('HSET', K.cids(rid), FROM .. '|' .. cid, stored)
   redis.call('HSET', K.reads(rid), FROM, fmt_int(m.seq)) -- own messages are never unread
   emit(CH.room(rid), 'message', raw(text))
   if OUTBOX then -- the stored message byte for byte, plus "offline"
     outbox('message.sent', raw(text:sub(1, -2) .. ',"offline":' .. json(offline_members(rid)) .. '}'),
       m.ts)
   end
+  DONE = stored
   return send_answer(rid, m.seq, m.ts, cid)
+end
+
+-- The same send job again, from its compact done record "<seq>|<ts>": the answer and the
+-- message event of the first run, rebuilt from the log (the event is left out once
+-- retention has trimmed the message).
+local function replay_msg_send(args, record)
+  local rid, cid = arg_str(args, 'room', true), arg_str(args, 'cid', true)
+  local seq, ts = seq_ts(record)
+  local entry = redis.call('XRANGE', K.log(rid), stream_id(seq), stream_id(seq))[1]
+  if entry then emit(CH.room(rid), 'message', raw(entry[2][2])) end
+  return send_answer(rid, seq, ts, cid)
 end
 
 -- imkit_msg_history: args room, before? | after?, limit  ->  {"messages","has_more"}
@@ -1632,29 +1652,39 @@ local function run(handler, packed, self_publish)
 end
 
 -- Wraps a handler(args) -> data into a Redis Function callback (mode: see JOB). A job with
--- an id answers from done:<id> when it was applied already, else runs and stores its reply.
-local function entry(handler, mode)
+-- an id answers from done:<id> when it was applied already, else runs and stores its reply:
+-- the whole reply (cmsgpack), or, when the handler set DONE and has a replay(args, DONE),
+-- '#' .. DONE, from which replay rebuilds that reply (a message send: a few bytes instead
+-- of its answer and event).
+local function entry(handler, mode, replay)
   return function(keys, argv)
     if argv[1] == nil or argv[2] == nil then
       error('imkit: call as FCALL <function> 0 <prefix> <from> <msgpack args>')
     end
-    P, FROM, NOW, EVENTS, OUTBOX = argv[1], argv[2], nil, {}, nil
+    P, FROM, NOW, EVENTS, OUTBOX, DONE = argv[1], argv[2], nil, {}, nil, nil
     if mode ~= JOB then return run(handler, argv[3], mode == SELF_PUBLISH) end
     local job = argv[4] ~= '' and argv[4] or nil
     if job then
       local done = redis.call('GET', K.done(job))
+      if done and replay and done:byte(1) == 35 then -- '#'
+        return run(function(args) return replay(args, done:sub(2)) end, argv[3], false)
+      end
       if done then return cmsgpack.unpack(done) end
     end
     if argv[5] == '1' then OUTBOX = { left = {} } end
     local reply = run(handler, argv[3], false)
-    if job then redis.call('SET', K.done(job), cmsgpack.pack(reply), 'PX', DONE_TTL_MS) end
+    if job then
+      local record = (replay and DONE) and ('#' .. DONE) or cmsgpack.pack(reply)
+      redis.call('SET', K.done(job), record, 'PX', DONE_TTL_MS)
+    end
     return reply
   end
 end
 
 local WRITE, QUERY = {}, { 'no-writes' }
 
-local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list of job kinds)
+local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list of job
+  -- kinds), replay (rebuilds a job's reply from its compact done record: see entry)
   { 'imkit_auth', fn_auth, WRITE, JOB },
   { 'imkit_auth_check', fn_auth_check, QUERY },
   { 'imkit_client_put', fn_client_put, WRITE, JOB },
@@ -1664,7 +1694,7 @@ local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list 
   { 'imkit_room_get', fn_room_get, QUERY },
   { 'imkit_room_list', fn_room_list, QUERY },
   { 'imkit_room_read', fn_room_read, WRITE, JOB },
-  { 'imkit_msg_send', fn_msg_send, WRITE, JOB },
+  { 'imkit_msg_send', fn_msg_send, WRITE, JOB, replay_msg_send },
   { 'imkit_msg_history', fn_msg_history, QUERY },
   { 'imkit_me_update', fn_me_update, WRITE, JOB },
   { 'imkit_room_update', fn_room_update, WRITE, JOB },
@@ -1686,5 +1716,5 @@ local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list 
 
 for i = 1, #FUNCTIONS do -- a plain loop: ipairs is not reachable at load time
   local f = FUNCTIONS[i]
-  redis.register_function{ function_name = f[1], callback = entry(f[2], f[4]), flags = f[3] }
+  redis.register_function{ function_name = f[1], callback = entry(f[2], f[4], f[5]), flags = f[3] }
 end

@@ -1,6 +1,7 @@
 /* redis.url parsing. */
 #include "imkit/redis_url.h"
 #include "imkit/err.h"
+#include "imkit/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,21 +9,12 @@
 
 static int parse_int(const char *s, size_t n, int min, int max, int *out)
 {
-    if (n == 0 || n > 9) {
-        return IMK_EINVAL;
+    long v;
+    int rc = imk_parse_decimal(s, n, min, max, &v);
+    if (rc == 0) {
+        *out = (int)v;
     }
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return IMK_EINVAL;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < min || v > max) {
-        return IMK_EINVAL;
-    }
-    *out = v;
-    return 0;
+    return rc;
 }
 
 int imk_redis_url_parse(const char *url, imk_redis_url_t *out)

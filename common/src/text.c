@@ -90,3 +90,22 @@ int imk_json_quote(imk_buf_t *out, const char *s, size_t len)
     }
     return rc;
 }
+
+int imk_parse_decimal(const char *s, size_t n, long min, long max, long *out)
+{
+    if (n == 0 || n > 9) {
+        return IMK_EINVAL;
+    }
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return IMK_EINVAL;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < min || v > max) {
+        return IMK_EINVAL;
+    }
+    *out = v;
+    return 0;
+}

@@ -793,6 +793,30 @@ static void test_redis_url_bad(void **state)
     assert_int_equal(imk_redis_url_parse(url, &u), IMK_EINVAL);
 }
 
+static void test_parse_decimal(void **state)
+{
+    (void)state;
+    long v = -7;
+    assert_int_equal(imk_parse_decimal("0", 1, 0, 10, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(imk_parse_decimal("65535", 5, 1, 65535, &v), 0);
+    assert_int_equal(v, 65535);
+    assert_int_equal(imk_parse_decimal("123456789", 9, 0, 999999999, &v), 0);
+    assert_int_equal(v, 123456789);
+    assert_int_equal(imk_parse_decimal("12", 1, 0, 10, &v), 0); /* only n bytes are read */
+    assert_int_equal(v, 1);
+    v = -7;
+    assert_int_equal(imk_parse_decimal("65536", 5, 1, 65535, &v), IMK_EINVAL);
+    assert_int_equal(imk_parse_decimal("0", 1, 1, 10, &v), IMK_EINVAL);
+    assert_int_equal(imk_parse_decimal("", 0, 0, 10, &v), IMK_EINVAL);
+    assert_int_equal(imk_parse_decimal("1234567890", 10, 0, 2000000000, &v), IMK_EINVAL);
+    assert_int_equal(imk_parse_decimal("-1", 2, -5, 5, &v), IMK_EINVAL);
+    assert_int_equal(imk_parse_decimal("+1", 2, 0, 5, &v), IMK_EINVAL);
+    assert_int_equal(imk_parse_decimal(" 1", 2, 0, 5, &v), IMK_EINVAL);
+    assert_int_equal(imk_parse_decimal("1a", 2, 0, 99, &v), IMK_EINVAL);
+    assert_int_equal(v, -7); /* untouched on error */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -812,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_map_churn),
         cmocka_unit_test(test_redis_url_good),
         cmocka_unit_test(test_redis_url_bad),
+        cmocka_unit_test(test_parse_decimal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,6 +38,8 @@ struct key_spec {
 
 static const struct key_spec keys[] = {
     STR("redis.url", redis_url, "redis://127.0.0.1:6379/0", "the Redis server"),
+    STR("redis.cluster", redis_cluster, "",
+        "Redis Cluster seed nodes host:port,...: cluster mode instead of redis.url's server"),
     STR("redis.prefix", redis_prefix, "imkit:", "prefix of every key and channel"),
     INT("jobs.partitions", jobs_partitions, 1, 256, "4", "job streams imkit:jobs:0..N-1"),
     STR("gateway.public_listen", gateway_public_listen, "0.0.0.0:7600",

@@ -78,8 +78,17 @@ static void on_job_queued(struct redisReply *reply, void *arg)
     free(q);
 }
 
+/* The route of a call: "{<room or client id>}", the hash tag of the keys its function
+ * works on (the same id picks the job stream's partition). */
+static void call_route(const imk_call_t *call, char *out, size_t len)
+{
+    snprintf(out, len, "{%s}", call->partition != NULL ? call->partition : call->from);
+}
+
 static int send_query(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)
 {
+    char route[IMK_LINK_ROUTE_MAX];
+    call_route(call, route, sizeof(route));
     const char *argv[] = {"FCALL_RO", call->function,  "0", gw->cfg->redis_prefix,
                           call->from, call->args->data};
     size_t lens[] = {8,
@@ -88,7 +97,7 @@ static int send_query(imk_gateway_t *gw, const imk_call_t *call, struct reply_re
                      strlen(gw->cfg->redis_prefix),
                      strlen(call->from),
                      call->args->len};
-    return imk_link_command(gw->link, on_query_reply, q, 6, argv, lens);
+    return imk_link_command(gw->link, route, on_query_reply, q, 6, argv, lens);
 }
 
 static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)
@@ -118,7 +127,7 @@ static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref 
                  imk_partition(key, strlen(key), gw->cfg->jobs_partitions));
     const char *argv[] = {"XADD", stream, "*", "j", envelope.data};
     size_t lens[] = {4, strlen(stream), 1, 1, envelope.len};
-    int rc = imk_link_command(gw->link, on_job_queued, q, 5, argv, lens);
+    int rc = imk_link_command(gw->link, stream, on_job_queued, q, 5, argv, lens);
     imk_buf_deinit(&envelope);
     return rc;
 }

@@ -499,7 +499,9 @@ void imk_fanout_on_subscribed(imk_fanout_t *f, const char *channel, size_t chann
                           args.data};
     size_t lens[] = {8, 17, 1, plen, 0, args.len};
     g->fetching = true;
-    if (mp.err != 0 || imk_link_command(f->gw->link, on_history, cu, 6, argv, lens) != 0) {
+    char route[IMK_LINK_ROUTE_MAX];
+    snprintf(route, sizeof(route), "{%s}", cu->room);
+    if (mp.err != 0 || imk_link_command(f->gw->link, route, on_history, cu, 6, argv, lens) != 0) {
         free(cu);
         finish_catch_up(g, NULL);
     }

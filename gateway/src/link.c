@@ -1,10 +1,16 @@
-/* Redis links of the gateway: connect, authenticate, select, reconnect with backoff,
- * resubscribe. Everything runs on the gateway's event loop. */
+/* Redis links of the gateway: per Redis master, a command connection (hiredis async) and a
+ * subscriber (subscriber.c); connect, authenticate, select, reconnect with backoff,
+ * resubscribe. On a single Redis there is one master; in cluster mode (redis.cluster) the
+ * masters come from CLUSTER SLOTS, commands go to the master of their route's slot, MOVED
+ * and ASK are followed, channels are sharded (SSUBSCRIBE, SPUBLISH). Everything runs on the
+ * gateway's event loop. */
 #include "link.h"
+#include "imkit/cluster.h"
 #include "imkit/err.h"
 #include "imkit/log.h"
 #include "imkit/map.h"
 #include "imkit/redis_url.h"
+#include "subscriber.h"
 
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
@@ -16,41 +22,61 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define STALL_MS 2000 /* commands waiting this long with no reply at all: Redis hangs */
+#define STALL_MS 2000   /* commands waiting this long with no reply at all: Redis hangs */
+#define REDIRECTS_MAX 5 /* MOVED/ASK followed per command */
+#define REFRESH_RETRY_MS 500
+#define REFRESH_EVERY_MS 5000 /* cluster mode: the slot map is read again this often */
 
-struct conn {
+/* One Redis master: its command connection and its subscriber. */
+struct node {
     imk_link_t *link;
-    const char *name;
-    bool subscriber;
+    imk_cluster_addr_t addr;
     redisAsyncContext *ac;
     bool ready;
     bool connected_before;
     int backoff_ms;
     struct event *retry;
+    imk_subscriber_t *sub;
+    bool sub_before;
 };
 
 struct imk_link {
     struct event_base *base;
     const imk_config_t *cfg;
     imk_redis_url_t url;
-    struct conn cmd;
-    struct conn sub;
-    imk_map_t *channels; /* subscribed channel names (values unused) */
-    size_t outstanding;  /* commands sent and not answered yet */
+    bool cluster;
+    imk_cluster_addr_t seeds[IMK_LINK_SEEDS_MAX];
+    int n_seeds;
+    struct node **nodes; /* every node we speak to */
+    size_t n_nodes;
+    imk_cluster_map_t *map; /* cluster mode: which master owns each slot; NULL before */
+    struct node **owner;    /* cluster mode: node of map->masters[i] */
+    bool refreshing;        /* a CLUSTER SLOTS is in flight */
+    struct event *refresh;  /* cluster mode: asks for the map again */
+    struct event *tick;     /* cluster mode: every REFRESH_EVERY_MS, a refresh */
+    imk_map_t *channels;    /* subscribed channel -> struct node * it is subscribed on, or
+                               the link itself while not placed */
+    size_t outstanding;     /* commands sent and not answered yet */
     int64_t last_reply_ms;
     imk_link_stats_t stats;
     imk_link_callbacks_t cb;
     void *arg;
 };
 
-/* A command in flight: the caller's callback and argument, and when it was sent. */
+/* A command in flight: the caller's callback and argument, the command (kept to follow a
+ * redirect), and when it was sent. */
 struct call {
+    imk_link_t *link;
     imk_link_reply_fn *fn;
     void *arg;
     int64_t sent_us;
+    char *cmd;
+    size_t cmd_len;
+    int redirects;
 };
 
-static void connect_conn(struct conn *c);
+static void connect_node(struct node *n);
+static void schedule_refresh(imk_link_t *link, int ms);
 
 static int64_t now_ms(void)
 {
@@ -59,86 +85,194 @@ static int64_t now_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void schedule_retry(struct conn *c)
+/* ---- routing ---------------------------------------------------------------------- */
+
+/* The node a route (a key, or any name with the key's hash tag) goes to; NULL when the slot
+ * has no known master. NULL route: the first ready node. */
+static struct node *node_for(const imk_link_t *link, const char *route, size_t len)
 {
-    struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
-    evtimer_add(c->retry, &tv);
-    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    if (!link->cluster || route == NULL) {
+        for (size_t i = 0; i < link->n_nodes; i++) {
+            if (link->nodes[i]->ready) {
+                return link->nodes[i];
+            }
+        }
+        return link->cluster || link->n_nodes == 0 ? NULL : link->nodes[0];
+    }
+    if (link->map == NULL) {
+        return NULL;
+    }
+    int16_t i = link->map->owner[imk_cluster_slot(route, len)];
+    return i >= 0 ? link->owner[i] : NULL;
 }
+
+static struct node *find_node(const imk_link_t *link, const imk_cluster_addr_t *addr)
+{
+    for (size_t i = 0; i < link->n_nodes; i++) {
+        struct node *n = link->nodes[i];
+        if (n->addr.port == addr->port && strcmp(n->addr.host, addr->host) == 0) {
+            return n;
+        }
+    }
+    return NULL;
+}
+
+/* ---- subscriptions ---------------------------------------------------------------- */
+
+static void on_sub_ready(void *arg);
+static void on_sub_message(const char *channel, size_t channel_len, const char *payload,
+                           size_t payload_len, void *arg);
+static void on_sub_subscribed(const char *channel, size_t len, void *arg);
+static void on_sub_unsubscribed(const char *channel, size_t len, void *arg);
+static void on_sub_error(const char *err, size_t len, void *arg);
+
+static const imk_subscriber_callbacks_t sub_callbacks = {
+    .on_ready = on_sub_ready,
+    .on_message = on_sub_message,
+    .on_subscribed = on_sub_subscribed,
+    .on_unsubscribed = on_sub_unsubscribed,
+    .on_error = on_sub_error,
+};
+
+/* Subscribes channel on the node that owns it, when that node's subscriber is up; records
+ * where (the link itself: not placed yet). */
+static void place_channel(imk_link_t *link, const char *channel, size_t len)
+{
+    struct node *n = node_for(link, channel, len);
+    void *where = link;
+    if (n != NULL && imk_subscriber_subscribe(n->sub, channel, len) == 0) {
+        where = n;
+    }
+    imk_map_put(link->channels, channel, len, where);
+}
+
+struct replace_args {
+    imk_link_t *link;
+    struct node *only; /* NULL: every channel not on its owner */
+};
+
+static void replace_one(const char *channel, size_t len, void *value, void *arg)
+{
+    struct replace_args *ra = arg;
+    struct node *owner = node_for(ra->link, channel, len);
+    if (ra->only != NULL ? owner == ra->only : value != owner) {
+        if (value != ra->link && value != owner &&
+            imk_subscriber_ready(((struct node *)value)->sub)) {
+            imk_subscriber_unsubscribe(((struct node *)value)->sub, channel, len);
+        }
+        place_channel(ra->link, channel, len);
+    }
+}
+
+/* Subscribes every channel owned by node `only` (just connected), or every channel that is
+ * not on its owner (after a map change). */
+static void replace_channels(imk_link_t *link, struct node *only)
+{
+    struct replace_args ra = {link, only};
+    imk_map_foreach(link->channels, replace_one, &ra);
+}
+
+static void on_sub_ready(void *arg)
+{
+    struct node *n = arg;
+    imk_link_t *link = n->link;
+    if (n->sub_before) {
+        link->stats.reconnects_subscriber++;
+    }
+    n->sub_before = true;
+    replace_channels(link, n);
+    if (link->cb.on_ready != NULL) {
+        link->cb.on_ready(link->arg);
+    }
+}
+
+static void on_sub_message(const char *channel, size_t channel_len, const char *payload,
+                           size_t payload_len, void *arg)
+{
+    struct node *n = arg;
+    n->link->cb.on_message(channel, channel_len, payload, payload_len, n->link->arg);
+}
+
+static void on_sub_subscribed(const char *channel, size_t len, void *arg)
+{
+    struct node *n = arg;
+    if (n->link->cb.on_subscribed != NULL) {
+        n->link->cb.on_subscribed(channel, len, n->link->arg);
+    }
+}
+
+/* A subscription ended. Still wanted on this node: Redis ended it (its slot moved). */
+static void on_sub_unsubscribed(const char *channel, size_t len, void *arg)
+{
+    struct node *n = arg;
+    imk_link_t *link = n->link;
+    if (imk_map_get(link->channels, channel, len) == n) {
+        imk_map_put(link->channels, channel, len, link);
+        schedule_refresh(link, 0);
+    }
+}
+
+static void on_sub_error(const char *err, size_t len, void *arg)
+{
+    struct node *n = arg;
+    IMK_WARN("redis_subscribe_refused", "node=%s:%d error=\"%.*s\"", n->addr.host, n->addr.port,
+             (int)len, err);
+    schedule_refresh(n->link, REFRESH_RETRY_MS);
+}
+
+/* ---- command connections ---------------------------------------------------------- */
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    connect_conn(arg);
+    connect_node(arg);
 }
 
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+static void schedule_retry(struct node *n)
 {
-    (void)ac;
-    imk_link_t *link = privdata;
-    redisReply *reply = r;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-        reply->element[0]->type != REDIS_REPLY_STRING) {
-        return;
-    }
-    if (strcmp(reply->element[0]->str, "message") == 0 &&
-        reply->element[2]->type == REDIS_REPLY_STRING) {
-        link->cb.on_message(reply->element[1]->str, reply->element[1]->len, reply->element[2]->str,
-                            reply->element[2]->len, link->arg);
-    } else if (strcmp(reply->element[0]->str, "subscribe") == 0 && link->cb.on_subscribed) {
-        link->cb.on_subscribed(reply->element[1]->str, reply->element[1]->len, link->arg);
-    }
-}
-
-static void send_subscribe(imk_link_t *link, const char *verb, const char *channel, size_t len)
-{
-    const char *argv[] = {verb, channel};
-    size_t lens[] = {strlen(verb), len};
-    redisAsyncCommandArgv(link->sub.ac, on_sub_reply, link, 2, argv, lens);
-}
-
-static void resubscribe_one(const char *key, size_t len, void *value, void *arg)
-{
-    (void)value;
-    send_subscribe(arg, "SUBSCRIBE", key, len);
+    struct timeval tv = {n->backoff_ms / 1000, (n->backoff_ms % 1000) * 1000};
+    evtimer_add(n->retry, &tv);
+    n->backoff_ms = n->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : n->backoff_ms * 2;
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
-    struct conn *c = ac->data;
+    struct node *n = ac->data;
     if (status != REDIS_OK) {
-        IMK_WARN("redis_connect_failed", "link=%s error=\"%s\"", c->name, ac->errstr);
-        c->ac = NULL; /* hiredis frees the context after this callback */
-        schedule_retry(c);
+        IMK_WARN("redis_connect_failed", "link=command node=%s:%d error=\"%s\"", n->addr.host,
+                 n->addr.port, ac->errstr);
+        n->ac = NULL; /* hiredis frees the context after this callback */
+        schedule_retry(n);
+        if (n->link->cluster) {
+            schedule_refresh(n->link, REFRESH_RETRY_MS);
+        }
         return;
     }
-    c->ready = true;
-    c->backoff_ms = BACKOFF_MIN_MS;
-    if (c->connected_before && c->subscriber) {
-        c->link->stats.reconnects_subscriber++;
-    } else if (c->connected_before) {
-        c->link->stats.reconnects_command++;
+    n->ready = true;
+    n->backoff_ms = BACKOFF_MIN_MS;
+    if (n->connected_before) {
+        n->link->stats.reconnects_command++;
     }
-    c->connected_before = true;
-    IMK_INFO("redis_connected", "link=%s", c->name);
-    if (c->subscriber) {
-        imk_map_foreach(c->link->channels, resubscribe_one, c->link);
-        if (c->link->cb.on_ready != NULL) {
-            c->link->cb.on_ready(c->link->arg);
-        }
+    n->connected_before = true;
+    IMK_INFO("redis_connected", "link=command node=%s:%d", n->addr.host, n->addr.port);
+    if (n->link->cluster && n->link->map == NULL) {
+        schedule_refresh(n->link, 0);
     }
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
-    struct conn *c = ac->data;
+    struct node *n = ac->data;
     (void)status;
-    IMK_WARN("redis_disconnected", "link=%s error=\"%s\"", c->name,
-             ac->err ? ac->errstr : "closed");
-    c->ready = false;
-    c->ac = NULL;
-    schedule_retry(c);
+    IMK_WARN("redis_disconnected", "link=command node=%s:%d error=\"%s\"", n->addr.host,
+             n->addr.port, ac->err ? ac->errstr : "closed");
+    n->ready = false;
+    n->ac = NULL;
+    schedule_retry(n);
+    if (n->link->cluster) {
+        schedule_refresh(n->link, REFRESH_RETRY_MS); /* a failover may be under way */
+    }
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -151,21 +285,21 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
-static void connect_conn(struct conn *c)
+static void connect_node(struct node *n)
 {
-    imk_link_t *link = c->link;
-    redisAsyncContext *ac = redisAsyncConnect(link->url.host, link->url.port);
+    imk_link_t *link = n->link;
+    redisAsyncContext *ac = redisAsyncConnect(n->addr.host, n->addr.port);
     if (ac == NULL || ac->err) {
-        IMK_WARN("redis_connect_failed", "link=%s error=\"%s\"", c->name,
-                 ac != NULL ? ac->errstr : "no memory");
+        IMK_WARN("redis_connect_failed", "link=command node=%s:%d error=\"%s\"", n->addr.host,
+                 n->addr.port, ac != NULL ? ac->errstr : "no memory");
         if (ac != NULL) {
             redisAsyncFree(ac);
         }
-        schedule_retry(c);
+        schedule_retry(n);
         return;
     }
-    ac->data = c;
-    c->ac = ac;
+    ac->data = n;
+    n->ac = ac;
     redisLibeventAttach(ac, link->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -173,20 +307,175 @@ static void connect_conn(struct conn *c)
     if (link->url.password[0] != '\0') {
         redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", link->url.password);
     }
-    if (link->url.db != 0) {
+    if (link->url.db != 0 && !link->cluster) {
         redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", link->url.db);
     }
 }
 
-static int init_conn(imk_link_t *link, struct conn *c, const char *name, bool subscriber)
+static void free_node(struct node *n)
 {
-    c->link = link;
-    c->name = name;
-    c->subscriber = subscriber;
-    c->backoff_ms = BACKOFF_MIN_MS;
-    c->retry = evtimer_new(link->base, on_retry, c);
-    return c->retry != NULL ? 0 : IMK_ENOMEM;
+    if (n == NULL) {
+        return;
+    }
+    if (n->retry != NULL) {
+        event_free(n->retry);
+    }
+    if (n->ac != NULL) {
+        redisAsyncContext *ac = n->ac;
+        n->ac = NULL;
+        ac->onDisconnect = NULL; /* we are going away: no retry */
+        ac->data = NULL;         /* replies in flight fail without touching the node */
+        redisAsyncFree(ac);
+    }
+    imk_subscriber_destroy(n->sub);
+    free(n);
 }
+
+/* A new node, connecting. NULL when out of memory. */
+static struct node *add_node(imk_link_t *link, const imk_cluster_addr_t *addr)
+{
+    struct node **more = realloc(link->nodes, (link->n_nodes + 1) * sizeof(*more));
+    struct node *n = calloc(1, sizeof(*n));
+    if (more != NULL) {
+        link->nodes = more;
+    }
+    if (more == NULL || n == NULL) {
+        free(n);
+        return NULL;
+    }
+    n->link = link;
+    n->addr = *addr;
+    n->backoff_ms = BACKOFF_MIN_MS;
+    n->retry = evtimer_new(link->base, on_retry, n);
+    n->sub = imk_subscriber_create(link->base, addr->host, addr->port, link->url.password,
+                                   link->cluster, &sub_callbacks, n);
+    if (n->retry == NULL || n->sub == NULL) {
+        free_node(n);
+        return NULL;
+    }
+    link->nodes[link->n_nodes++] = n;
+    connect_node(n);
+    imk_subscriber_start(n->sub);
+    return n;
+}
+
+/* ---- the slot map (cluster mode) -------------------------------------------------- */
+
+struct drop_args {
+    imk_link_t *link;
+    struct node *gone;
+};
+
+static void unplace_one(const char *channel, size_t len, void *value, void *arg)
+{
+    struct drop_args *da = arg;
+    if (value == da->gone) {
+        imk_map_put(da->link->channels, channel, len, da->link);
+    }
+}
+
+/* Closes the nodes that are no longer masters; their channels are placed again. */
+static void drop_stale_nodes(imk_link_t *link)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < link->n_nodes; i++) {
+        struct node *n = link->nodes[i];
+        if (imk_cluster_map_find(link->map, &n->addr) >= 0) {
+            link->nodes[kept++] = n;
+            continue;
+        }
+        IMK_INFO("redis_node_dropped", "node=%s:%d", n->addr.host, n->addr.port);
+        struct drop_args da = {link, n};
+        imk_map_foreach(link->channels, unplace_one, &da);
+        free_node(n);
+    }
+    link->n_nodes = kept;
+}
+
+static void apply_map(imk_link_t *link, imk_cluster_map_t *map)
+{
+    struct node **owner = calloc((size_t)map->n + 1, sizeof(*owner));
+    if (owner == NULL) {
+        free(map);
+        return;
+    }
+    for (int i = 0; i < map->n; i++) {
+        owner[i] = find_node(link, &map->masters[i]);
+        if (owner[i] == NULL) {
+            owner[i] = add_node(link, &map->masters[i]);
+        }
+    }
+    free(link->map);
+    free(link->owner);
+    link->map = map;
+    link->owner = owner;
+    drop_stale_nodes(link);
+    replace_channels(link, NULL);
+}
+
+static void on_slots(redisAsyncContext *ac, void *r, void *privdata)
+{
+    imk_link_t *link = privdata;
+    struct node *n = ac->data;
+    redisReply *reply = r;
+    link->refreshing = false;
+    if (n == NULL || reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        schedule_refresh(link, REFRESH_RETRY_MS);
+        return;
+    }
+    imk_cluster_map_t *map = malloc(sizeof(*map));
+    if (map == NULL || imk_cluster_map_from_reply(map, reply, &n->addr) != 0 || map->n == 0) {
+        IMK_WARN("redis_cluster_slots", "node=%s:%d error=\"no usable slot map\"", n->addr.host,
+                 n->addr.port);
+        free(map);
+        schedule_refresh(link, REFRESH_RETRY_MS);
+        return;
+    }
+    apply_map(link, map);
+}
+
+/* Asks a ready node (a master, else a seed) for CLUSTER SLOTS. */
+static void on_refresh(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    imk_link_t *link = arg;
+    if (link->refreshing) {
+        return;
+    }
+    struct node *n = node_for(link, NULL, 0);
+    if (n == NULL) {
+        for (int i = 0; i < link->n_seeds && n == NULL; i++) {
+            if (find_node(link, &link->seeds[i]) == NULL) {
+                add_node(link, &link->seeds[i]); /* asked once connected (on_connect) */
+                return;
+            }
+        }
+        schedule_refresh(link, REFRESH_RETRY_MS);
+        return;
+    }
+    if (redisAsyncCommand(n->ac, on_slots, link, "CLUSTER SLOTS") == REDIS_OK) {
+        link->refreshing = true;
+    }
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    schedule_refresh(arg, 0);
+}
+
+static void schedule_refresh(imk_link_t *link, int ms)
+{
+    if (!link->cluster || evtimer_pending(link->refresh, NULL)) {
+        return;
+    }
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(link->refresh, &tv);
+}
+
+/* ---- life cycle ------------------------------------------------------------------- */
 
 imk_link_t *imk_link_create(struct event_base *base, const imk_config_t *cfg,
                             const imk_link_callbacks_t *callbacks, void *arg)
@@ -199,27 +488,24 @@ imk_link_t *imk_link_create(struct event_base *base, const imk_config_t *cfg,
     link->cfg = cfg;
     link->cb = *callbacks;
     link->arg = arg;
+    link->cluster = cfg->redis_cluster != NULL && cfg->redis_cluster[0] != '\0';
     link->channels = imk_map_create();
-    if (link->channels == NULL || imk_redis_url_parse(cfg->redis_url, &link->url) != 0 ||
-        init_conn(link, &link->cmd, "command", false) != 0 ||
-        init_conn(link, &link->sub, "subscriber", true) != 0) {
+    link->refresh = evtimer_new(base, on_refresh, link);
+    link->tick = event_new(base, -1, EV_PERSIST, on_tick, link);
+    if (link->channels == NULL || link->refresh == NULL || link->tick == NULL ||
+        imk_redis_url_parse(cfg->redis_url, &link->url) != 0) {
         imk_link_destroy(link);
         return NULL;
     }
+    if (link->cluster) {
+        link->n_seeds =
+            imk_cluster_parse_seeds(cfg->redis_cluster, link->seeds, IMK_LINK_SEEDS_MAX);
+        if (link->n_seeds < 0) {
+            imk_link_destroy(link);
+            return NULL;
+        }
+    }
     return link;
-}
-
-static void deinit_conn(struct conn *c)
-{
-    if (c->retry != NULL) {
-        event_free(c->retry);
-    }
-    if (c->ac != NULL) {
-        redisAsyncContext *ac = c->ac;
-        c->ac = NULL;
-        ac->onDisconnect = NULL; /* we are going away: no retry */
-        redisAsyncFree(ac);
-    }
 }
 
 void imk_link_destroy(imk_link_t *link)
@@ -227,22 +513,50 @@ void imk_link_destroy(imk_link_t *link)
     if (link == NULL) {
         return;
     }
-    deinit_conn(&link->cmd);
-    deinit_conn(&link->sub);
+    for (size_t i = 0; i < link->n_nodes; i++) {
+        free_node(link->nodes[i]);
+    }
+    free(link->nodes);
+    free(link->map);
+    free(link->owner);
+    if (link->refresh != NULL) {
+        event_free(link->refresh);
+    }
+    if (link->tick != NULL) {
+        event_free(link->tick);
+    }
     imk_map_destroy(link->channels);
     free(link);
 }
 
 int imk_link_start(imk_link_t *link)
 {
-    connect_conn(&link->cmd);
-    connect_conn(&link->sub);
-    return 0;
+    if (link->cluster) {
+        struct timeval every = {REFRESH_EVERY_MS / 1000, (REFRESH_EVERY_MS % 1000) * 1000};
+        evtimer_add(link->tick, &every);
+        for (int i = 0; i < link->n_seeds; i++) {
+            if (add_node(link, &link->seeds[i]) == NULL) {
+                return IMK_ENOMEM;
+            }
+        }
+        return 0;
+    }
+    imk_cluster_addr_t addr = {.port = link->url.port};
+    snprintf(addr.host, sizeof(addr.host), "%s", link->url.host);
+    return add_node(link, &addr) != NULL ? 0 : IMK_ENOMEM;
 }
 
 bool imk_link_ready(const imk_link_t *link)
 {
-    return link->cmd.ready && link->sub.ready;
+    if (link->n_nodes == 0 || (link->cluster && link->map == NULL)) {
+        return false;
+    }
+    for (size_t i = 0; i < link->n_nodes; i++) {
+        if (!link->nodes[i]->ready || !imk_subscriber_ready(link->nodes[i]->sub)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 const imk_link_stats_t *imk_link_stats(const imk_link_t *link)
@@ -256,43 +570,98 @@ bool imk_link_healthy(const imk_link_t *link)
            !(link->outstanding > 0 && now_ms() - link->last_reply_ms > STALL_MS);
 }
 
-static void on_command_reply(redisAsyncContext *ac, void *reply, void *privdata)
+/* ---- commands --------------------------------------------------------------------- */
+
+static void on_command_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* Sends the call's command on node n, preceded by ASKING for an ASK redirect. */
+static int send_call(struct node *n, struct call *call, bool asking)
 {
-    struct call *call = privdata;
-    struct conn *c = ac->data;
-    const redisReply *r = reply;
-    if (c != NULL) {
-        imk_link_t *link = c->link;
-        link->outstanding--;
-        link->last_reply_ms = now_ms();
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            link->stats.errors++;
-        } else {
-            imk_hist_observe(&link->stats.roundtrip,
-                             (double)(imk_metrics_now_us() - call->sent_us) / 1e6);
-        }
+    if (n == NULL || n->ac == NULL) {
+        return IMK_EREDIS;
+    }
+    if (asking && redisAsyncCommand(n->ac, NULL, NULL, "ASKING") != REDIS_OK) {
+        return IMK_EREDIS;
+    }
+    return redisAsyncFormattedCommand(n->ac, on_command_reply, call, call->cmd, call->cmd_len) ==
+                   REDIS_OK
+               ? 0
+               : IMK_EREDIS;
+}
+
+/* A MOVED or ASK reply: the command goes again to the node named (a new one is connected).
+ * Returns true when it was sent again. */
+static bool follow_redirect(struct node *from, struct call *call, const redisReply *r)
+{
+    imk_link_t *link = call->link;
+    imk_cluster_redirect_t to;
+    if (!link->cluster || from == NULL || call->redirects >= REDIRECTS_MAX ||
+        imk_cluster_parse_redirect(r->str, r->len, &to) != 0) {
+        return false;
+    }
+    if (to.addr.host[0] == '\0') {
+        snprintf(to.addr.host, sizeof(to.addr.host), "%s", from->addr.host);
+    }
+    if (to.kind == IMK_CLUSTER_MOVED) {
+        schedule_refresh(link, 0);
+    }
+    struct node *n = find_node(link, &to.addr);
+    if (n == NULL) {
+        n = add_node(link, &to.addr);
+    }
+    call->redirects++;
+    return send_call(n, call, to.kind == IMK_CLUSTER_ASK) == 0;
+}
+
+static void finish_call(struct call *call, redisReply *r)
+{
+    imk_link_t *link = call->link;
+    link->outstanding--;
+    link->last_reply_ms = now_ms();
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        link->stats.errors++;
+    } else {
+        imk_hist_observe(&link->stats.roundtrip,
+                         (double)(imk_metrics_now_us() - call->sent_us) / 1e6);
     }
     if (call->fn != NULL) {
-        call->fn(reply, call->arg);
+        call->fn(r, call->arg);
     }
+    redisFreeCommand(call->cmd);
     free(call);
 }
 
-int imk_link_command(imk_link_t *link, imk_link_reply_fn *fn, void *arg, int argc,
-                     const char **argv, const size_t *lens)
+static void on_command_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    if (!link->cmd.ready) {
+    struct call *call = privdata;
+    redisReply *r = reply;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && follow_redirect(ac->data, call, r)) {
+        return;
+    }
+    finish_call(call, r);
+}
+
+int imk_link_command(imk_link_t *link, const char *route, imk_link_reply_fn *fn, void *arg,
+                     int argc, const char **argv, const size_t *lens)
+{
+    struct node *n = node_for(link, route, route != NULL ? strlen(route) : 0);
+    if (n == NULL || !n->ready) {
         link->stats.errors++;
         return IMK_EREDIS;
     }
-    struct call *call = malloc(sizeof(*call));
-    if (call == NULL) {
+    struct call *call = calloc(1, sizeof(*call));
+    int len = call != NULL ? redisFormatCommandArgv(&call->cmd, argc, argv, lens) : -1;
+    if (len < 0) {
+        free(call);
         return IMK_ENOMEM;
     }
+    call->link = link;
     call->fn = fn;
     call->arg = arg;
     call->sent_us = imk_metrics_now_us();
-    if (redisAsyncCommandArgv(link->cmd.ac, on_command_reply, call, argc, argv, lens) != REDIS_OK) {
+    call->cmd_len = (size_t)len;
+    if (send_call(n, call, false) != 0) {
+        redisFreeCommand(call->cmd);
         free(call);
         link->stats.errors++;
         return IMK_EREDIS;
@@ -303,6 +672,17 @@ int imk_link_command(imk_link_t *link, imk_link_reply_fn *fn, void *arg, int arg
     return 0;
 }
 
+int imk_link_publish(imk_link_t *link, const char *channel, size_t channel_len, const char *payload,
+                     size_t payload_len)
+{
+    const char *verb = link->cluster ? "SPUBLISH" : "PUBLISH";
+    const char *argv[] = {verb, channel, payload};
+    size_t lens[] = {strlen(verb), channel_len, payload_len};
+    char route[IMK_LINK_ROUTE_MAX];
+    snprintf(route, sizeof(route), "%.*s", (int)channel_len, channel);
+    return imk_link_command(link, route, NULL, NULL, 3, argv, lens);
+}
+
 int imk_link_subscribe(imk_link_t *link, const char *channel, size_t len)
 {
     if (imk_map_get(link->channels, channel, len) != NULL) {
@@ -311,15 +691,14 @@ int imk_link_subscribe(imk_link_t *link, const char *channel, size_t len)
     if (imk_map_put(link->channels, channel, len, link) != 0) {
         return IMK_ENOMEM;
     }
-    if (link->sub.ready) {
-        send_subscribe(link, "SUBSCRIBE", channel, len);
-    }
+    place_channel(link, channel, len);
     return 0;
 }
 
 void imk_link_unsubscribe(imk_link_t *link, const char *channel, size_t len)
 {
-    if (imk_map_remove(link->channels, channel, len) != NULL && link->sub.ready) {
-        send_subscribe(link, "UNSUBSCRIBE", channel, len);
+    void *where = imk_map_remove(link->channels, channel, len);
+    if (where != NULL && where != link) {
+        imk_subscriber_unsubscribe(((struct node *)where)->sub, channel, len);
     }
 }

@@ -1,6 +1,10 @@
-/* The gateway's two Redis connections (hiredis async on libevent): one for commands (XADD of
- * jobs, FCALL_RO queries, presence), one for SUBSCRIBE. Both reconnect with backoff by
- * themselves; the subscriber resubscribes every channel it held. */
+/* The gateway's Redis connections: per Redis master, one for commands (hiredis async on
+ * libevent: XADD of jobs, FCALL_RO queries, presence) and one subscriber (subscriber.h). On
+ * a single Redis (redis.url) there is one master. In cluster mode (redis.cluster) the
+ * masters come from CLUSTER SLOTS (read again every 5 s, and at once after a MOVED or a
+ * lost connection), each command goes to the master of its route's slot, MOVED and ASK are
+ * followed, and channels are sharded (SSUBSCRIBE, SPUBLISH). Everything reconnects with
+ * backoff by itself, and every channel is subscribed again where it belongs. */
 #ifndef IMKIT_GATEWAY_LINK_H
 #define IMKIT_GATEWAY_LINK_H
 
@@ -57,11 +61,21 @@ typedef struct imk_link_stats {
 /* Borrowed: valid as long as the link, updated as it works. */
 const imk_link_stats_t *imk_link_stats(const imk_link_t *link);
 
-/* Sends a command; fn may be NULL when the reply does not matter. Returns 0 (fn will be
- * called exactly once) or IMK_EREDIS when the link is
- * down (fn is never called). */
-int imk_link_command(imk_link_t *link, imk_link_reply_fn *fn, void *arg, int argc,
-                     const char **argv, const size_t *lens);
+#define IMK_LINK_ROUTE_MAX 320 /* a route: a key name, or "{<id>}" */
+#define IMK_LINK_SEEDS_MAX 32  /* redis.cluster: seed nodes */
+
+/* Sends a command; fn may be NULL when the reply does not matter. route (NUL-terminated)
+ * is the key the command acts on, or any name with that key's hash tag ("{<room id>}" for a
+ * Function on a room's keys): in cluster mode its slot picks the master; NULL = any master
+ * (commands on no key). Returns 0 (fn will be called exactly once) or IMK_EREDIS when the
+ * link to that master is down (fn is never called), IMK_ENOMEM. */
+int imk_link_command(imk_link_t *link, const char *route, imk_link_reply_fn *fn, void *arg,
+                     int argc, const char **argv, const size_t *lens);
+
+/* PUBLISH, or SPUBLISH in cluster mode (to the master of the channel's slot); the reply
+ * does not matter. Returns as imk_link_command. */
+int imk_link_publish(imk_link_t *link, const char *channel, size_t channel_len, const char *payload,
+                     size_t payload_len);
 
 /* Subscribes or unsubscribes one channel; remembered across reconnects. Returns 0 or
  * IMK_ENOMEM. */

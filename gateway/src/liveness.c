@@ -18,6 +18,7 @@ struct peer {
     char id[128];
 };
 
+/* A command on the key argv[1]. */
 static void command(imk_gateway_t *gw, imk_link_reply_fn *fn, void *arg, int argc,
                     const char **argv)
 {
@@ -25,7 +26,7 @@ static void command(imk_gateway_t *gw, imk_link_reply_fn *fn, void *arg, int arg
     for (int i = 0; i < argc; i++) {
         lens[i] = strlen(argv[i]);
     }
-    if (imk_link_command(gw->link, fn, arg, argc, argv, lens) != 0 && fn != NULL) {
+    if (imk_link_command(gw->link, argv[1], fn, arg, argc, argv, lens) != 0 && fn != NULL) {
         fn(NULL, arg);
     }
 }
@@ -41,7 +42,7 @@ static void clean_dead(imk_gateway_t *gw, const char *id)
     const char *argv[] = {"FCALL", "imkit_gateway_gone", "0", gw->cfg->redis_prefix, "", args.data};
     size_t lens[] = {5, 18, 1, strlen(gw->cfg->redis_prefix), 0, args.len};
     if (mp.err == 0) {
-        imk_link_command(gw->link, NULL, NULL, 6, argv, lens);
+        imk_link_command(gw->link, NULL, NULL, NULL, 6, argv, lens);
     }
     imk_buf_deinit(&args);
     char set[IMK_KEY_MAX];

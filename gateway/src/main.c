@@ -5,6 +5,8 @@
 #include "dispatch.h"
 #include "fanout.h"
 #include "gateway.h"
+#include "imkit/cluster.h"
+#include "imkit/err.h"
 #include "imkit/ids.h"
 #include "imkit/keys.h"
 #include "imkit/log.h"
@@ -116,7 +118,8 @@ static int start(imk_gateway_t *gw)
     gw->link = imk_link_create(gw->base, gw->cfg, &callbacks, gw);
     if (gw->admission == NULL || gw->sessions == NULL || gw->pending == NULL ||
         gw->fanout == NULL || gw->link == NULL) {
-        fprintf(stderr, "imkit-gateway: cannot start (bad redis.url or no memory)\n");
+        fprintf(stderr,
+                "imkit-gateway: cannot start (bad redis.url, redis.cluster, or no memory)\n");
         return -1;
     }
     imk_channel_gateway(channel, sizeof(channel), gw->cfg->redis_prefix, gw->answers);
@@ -170,7 +173,9 @@ static int run_gateway(imk_config_t *cfg)
         evsignal_add(sigint, NULL);
         char redis[512];
         imk_redis_url_redact(cfg->redis_url, redis, sizeof(redis));
-        IMK_INFO("start", "gateway=%s redis=%s", gw.id, redis);
+        IMK_INFO("start", "gateway=%s redis=%s%s", gw.id,
+                 cfg->redis_cluster[0] != '\0' ? cfg->redis_cluster : redis,
+                 cfg->redis_cluster[0] != '\0' ? " (cluster seeds)" : "");
         event_base_dispatch(gw.base);
         event_free(sigterm);
         event_free(sigint);
@@ -200,6 +205,15 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     imk_log_setup(cfg.log_level, cfg.log_format, "imkit-gateway");
+    imk_cluster_addr_t seeds[IMK_LINK_SEEDS_MAX];
+    if (cfg.redis_cluster[0] != '\0' &&
+        imk_cluster_parse_seeds(cfg.redis_cluster, seeds, IMK_LINK_SEEDS_MAX) < 0) {
+        fprintf(stderr,
+                "imkit-gateway: redis.cluster: expected host:port,host:port,... (at most %d)\n",
+                IMK_LINK_SEEDS_MAX);
+        imk_config_deinit(&cfg);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     int processes = imk_processes_count(&cfg);
     int status = 0;

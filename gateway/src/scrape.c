@@ -304,17 +304,17 @@ static void on_closed(struct evhttp_connection *conn, void *arg)
     sc->req = NULL;
 }
 
-/* Sends one command whose reply goes to fn(reply, arg); arg is a struct ref (freed by fn) or
+/* Sends one command on key whose reply goes to fn(reply, arg); arg is a struct ref (freed by fn) or
  * the scrape. */
-static void send_command(struct scrape *sc, imk_link_reply_fn *fn, void *arg, int argc,
-                         const char **argv)
+static void send_command(struct scrape *sc, const char *key, imk_link_reply_fn *fn, void *arg,
+                         int argc, const char **argv)
 {
     size_t lens[4];
     for (int i = 0; i < argc; i++) {
         lens[i] = strlen(argv[i]);
     }
     sc->outstanding++;
-    if (imk_link_command(sc->gw->link, fn, arg, argc, argv, lens) != 0) {
+    if (imk_link_command(sc->gw->link, key, fn, arg, argc, argv, lens) != 0) {
         /* Missing, like a lost reply. The caller holds a count of its own (start_reads, or
          * the reply callback sending), so this is never the scrape's last. */
         sc->outstanding--;
@@ -349,7 +349,7 @@ static void on_worker_text(struct redisReply *reply, void *arg)
         imk_metrics_key_workers(set, sizeof(set), sc->gw->cfg->redis_prefix);
         const char *argv[] = {"SREM", set, r->worker};
         size_t lens[] = {4, strlen(set), strlen(r->worker)};
-        imk_link_command(sc->gw->link, NULL, NULL, 3, argv, lens);
+        imk_link_command(sc->gw->link, set, NULL, NULL, 3, argv, lens);
         IMK_INFO("worker_metrics_expired", "worker=%s", r->worker);
     } else if (reply->type == REDIS_REPLY_STRING && reply->len <= WORKER_TEXT_MAX) {
         imk_buf_t *more = realloc(sc->workers, (sc->nworkers + 1) * sizeof(*more));
@@ -388,7 +388,7 @@ static void on_workers(struct redisReply *reply, void *arg)
             continue;
         }
         const char *argv[] = {"HGET", key, "text"};
-        send_command(sc, on_worker_text, r, 3, argv);
+        send_command(sc, key, on_worker_text, r, 3, argv);
     }
     done(sc);
 }
@@ -478,7 +478,7 @@ static int start_reads(struct scrape *sc)
     sc->outstanding = 1; /* held while sending, so no reply can finish the scrape early */
     imk_metrics_key_workers(key, sizeof(key), gw->cfg->redis_prefix);
     const char *members[] = {"SMEMBERS", key};
-    send_command(sc, on_workers, sc, 2, members);
+    send_command(sc, key, on_workers, sc, 2, members);
     for (int i = 0; i < partitions; i++) {
         struct ref *r = new_ref(sc, i, "", 0);
         if (r == NULL) {
@@ -487,11 +487,11 @@ static int start_reads(struct scrape *sc)
         }
         imk_key_jobs(key, sizeof(key), gw->cfg->redis_prefix, i);
         const char *groups[] = {"XINFO", "GROUPS", key};
-        send_command(sc, on_groups, r, 3, groups);
+        send_command(sc, key, on_groups, r, 3, groups);
     }
     imk_key_dead(key, sizeof(key), gw->cfg->redis_prefix);
     const char *xlen[] = {"XLEN", key};
-    send_command(sc, on_dead_length, sc, 2, xlen);
+    send_command(sc, key, on_dead_length, sc, 2, xlen);
     done(sc);
     return 0;
 }

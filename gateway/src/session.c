@@ -133,8 +133,10 @@ static void presence_change(imk_session_t *s, int delta)
     const char *argv[] = {"FCALL",  "imkit_presence_set", "0", s->gw->cfg->redis_prefix, "",
                           args.data};
     size_t lens[] = {5, 18, 1, strlen(s->gw->cfg->redis_prefix), 0, args.len};
+    char route[IMK_LINK_ROUTE_MAX];
+    snprintf(route, sizeof(route), "{%s}", s->client);
     if (mp.err == 0) {
-        imk_link_command(s->gw->link, NULL, NULL, 6, argv, lens);
+        imk_link_command(s->gw->link, route, NULL, NULL, 6, argv, lens);
     }
     imk_buf_deinit(&args);
 }
@@ -188,7 +190,7 @@ static void watch_opaque_expiry(imk_session_t *s)
     imk_key_token(key, sizeof(key), s->gw->cfg->redis_prefix, s->token_hash);
     const char *argv[] = {"PTTL", key};
     size_t lens[] = {4, strlen(key)};
-    if (imk_link_command(s->gw->link, on_token_ttl, ref, 2, argv, lens) != 0) {
+    if (imk_link_command(s->gw->link, key, on_token_ttl, ref, 2, argv, lens) != 0) {
         free(ref);
     }
 }
@@ -256,7 +258,7 @@ static void become_client(imk_session_t *s, int64_t request, const char *body, s
     imk_key_client_rooms(key, sizeof(key), s->gw->cfg->redis_prefix, s->client);
     const char *argv[] = {"ZRANGE", key, "0", "-1"};
     size_t lens[] = {6, strlen(key), 1, 2};
-    if (imk_link_command(s->gw->link, on_rooms_loaded, done, 4, argv, lens) != 0) {
+    if (imk_link_command(s->gw->link, key, on_rooms_loaded, done, 4, argv, lens) != 0) {
         on_rooms_loaded(NULL, done);
     }
 }
@@ -530,9 +532,7 @@ static void do_typing(imk_session_t *s, int64_t id, json_t *data)
         imk_buf_printf(&ev,
                        "!skip %s\n{\"ev\":\"typing\",\"data\":{\"room\":\"%s\",\"client\":\"%s\"}}",
                        s->client, json_string_value(room), s->client);
-        const char *argv[] = {"PUBLISH", channel, ev.data};
-        size_t lens[] = {7, strlen(channel), ev.len};
-        imk_link_command(s->gw->link, NULL, NULL, 3, argv, lens);
+        imk_link_publish(s->gw->link, channel, strlen(channel), ev.data, ev.len);
         imk_buf_deinit(&ev);
     }
     send_ok(s, id, "{}", 2);

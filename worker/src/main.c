@@ -34,6 +34,14 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     imk_log_setup(cfg.log_level, cfg.log_format, "imkit-worker");
+    if (cfg.redis_cluster[0] != '\0') {
+        /* Refused rather than ignored: a worker on redis.url beside gateways on a cluster
+         * would consume jobs that nobody sends (docs/ARCHITECTURE.md, Redis Cluster). */
+        fprintf(stderr, "imkit-worker: redis.cluster: the worker does not run on a Redis "
+                        "Cluster yet; only the gateway does\n");
+        imk_config_deinit(&cfg);
+        return 2;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

@@ -10,6 +10,7 @@
 
 typedef struct imk_config {
     char *redis_url;
+    char *redis_cluster; /* "" = a single Redis (redis.url) */
     char *redis_prefix;
     int jobs_partitions;
 

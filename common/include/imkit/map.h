@@ -26,7 +26,8 @@ int imk_map_put_u64(imk_map_t *map, uint64_t key, void *value);
 void *imk_map_get_u64(const imk_map_t *map, uint64_t key);
 void *imk_map_remove_u64(imk_map_t *map, uint64_t key);
 
-/* Calls fn for every entry; fn must not change the map. */
+/* Calls fn for every entry; fn must not add or remove keys (it may put a new value for a
+ * key that is present, which never moves an entry). */
 void imk_map_foreach(const imk_map_t *map,
                      void (*fn)(const char *key, size_t len, void *value, void *arg), void *arg);
 

@@ -92,7 +92,7 @@ int imk_job_encode(const imk_job_t *job, imk_buf_t *out)
 {
     imk_mp_t mp;
     imk_mp_init(&mp, out);
-    imk_mp_map(&mp, 9);
+    imk_mp_map(&mp, 10);
     pack_field_int(&mp, "v", IMK_JOB_VERSION);
     pack_field_str(&mp, "kind", job->kind);
     pack_field_str(&mp, "job_id", job->job_id);
@@ -103,6 +103,7 @@ int imk_job_encode(const imk_job_t *job, imk_buf_t *out)
     pack_field_int(&mp, "at", job->at);
     imk_mp_cstr(&mp, "args");
     imk_mp_bin(&mp, job->args.ptr, job->args.len);
+    pack_field_str(&mp, "home", job->home);
     return mp.err;
 }
 
@@ -130,6 +131,7 @@ struct field {
     enum field_kind kind;
     void *dst;
     bool seen;
+    bool optional; /* may be absent (added after version 1 went out) */
 };
 
 static bool key_is(const msgpack_object *k, const char *name)
@@ -310,7 +312,7 @@ static int decode_map(const char *data, size_t len, struct field *fields, size_t
         }
     }
     for (size_t f = 0; f < nfields; f++) {
-        if (!fields[f].seen) {
+        if (!fields[f].seen && !fields[f].optional) {
             goto out;
         }
     }
@@ -325,15 +327,16 @@ int imk_job_decode(const char *data, size_t len, imk_job_t *job)
     uint64_t v = 0;
     memset(job, 0, sizeof(*job));
     struct field fields[] = {
-        {"v", FIELD_UINT, &v, false},
-        {"kind", FIELD_STR, &job->kind, false},
-        {"job_id", FIELD_STR, &job->job_id, false},
-        {"gw", FIELD_STR, &job->gw, false},
-        {"conn", FIELD_UINT, &job->conn, false},
-        {"req", FIELD_UINT, &job->req, false},
-        {"from", FIELD_STR, &job->from, false},
-        {"at", FIELD_INT, &job->at, false},
-        {"args", FIELD_STR, &job->args, false},
+        {"v", FIELD_UINT, &v, false, false},
+        {"kind", FIELD_STR, &job->kind, false, false},
+        {"job_id", FIELD_STR, &job->job_id, false, false},
+        {"gw", FIELD_STR, &job->gw, false, false},
+        {"conn", FIELD_UINT, &job->conn, false, false},
+        {"req", FIELD_UINT, &job->req, false, false},
+        {"from", FIELD_STR, &job->from, false, false},
+        {"at", FIELD_INT, &job->at, false, false},
+        {"args", FIELD_STR, &job->args, false, false},
+        {"home", FIELD_STR, &job->home, false, true},
     };
     int rc = decode_map(data, len, fields, sizeof(fields) / sizeof(fields[0]));
     if (rc != 0 || v != IMK_JOB_VERSION || job->kind.len == 0) {
@@ -347,10 +350,10 @@ int imk_answer_decode(const char *data, size_t len, imk_answer_t *answer)
 {
     memset(answer, 0, sizeof(*answer));
     struct field fields[] = {
-        {"conn", FIELD_UINT, &answer->conn, false},
-        {"req", FIELD_UINT, &answer->req, false},
-        {"status", FIELD_STR, &answer->status, false},
-        {"body", FIELD_STR, &answer->body, false},
+        {"conn", FIELD_UINT, &answer->conn, false, false},
+        {"req", FIELD_UINT, &answer->req, false, false},
+        {"status", FIELD_STR, &answer->status, false, false},
+        {"body", FIELD_STR, &answer->body, false, false},
     };
     int rc = decode_map(data, len, fields, sizeof(fields) / sizeof(fields[0]));
     if (rc != 0 || answer->status.len == 0) {

@@ -105,6 +105,7 @@ static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref 
     char id[200];
     uint64_t req = q->req;
     int id_len = job_id(gw, req, id, sizeof(id));
+    const char *home = call->partition != NULL ? call->partition : call->from;
     imk_job_t job = {
         .v = IMK_JOB_VERSION,
         .kind = {call->function, strlen(call->function)},
@@ -115,16 +116,16 @@ static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref 
         .from = {call->from, strlen(call->from)},
         .at = imk_now_ms(),
         .args = {call->args->data, call->args->len},
+        .home = {home, strlen(home)},
     };
     imk_buf_t envelope = IMK_BUF_INIT;
     if (imk_job_encode(&job, &envelope) != 0) {
         imk_buf_deinit(&envelope);
         return IMK_ENOMEM;
     }
-    const char *key = call->partition != NULL ? call->partition : call->from;
     char stream[IMK_KEY_MAX];
     imk_key_jobs(stream, sizeof(stream), gw->cfg->redis_prefix,
-                 imk_partition(key, strlen(key), gw->cfg->jobs_partitions));
+                 imk_partition(home, strlen(home), gw->cfg->jobs_partitions));
     const char *argv[] = {"XADD", stream, "*", "j", envelope.data};
     size_t lens[] = {4, strlen(stream), 1, 1, envelope.len};
     int rc = imk_link_command(gw->link, stream, on_job_queued, q, 5, argv, lens);

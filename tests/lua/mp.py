@@ -5,7 +5,8 @@
                            Strings are packed as msgpack str (never bin: Redis' cmsgpack
                            cannot decode bin), integers as ints.
   mp.py line CMD FN PFX FROM JSON MORE...
-                           print the command "CMD FN 0 PFX FROM <JSON packed> MORE..." as
+                           print the command "CMD FN 0 PFX FROM <JSON packed> MORE..." (with
+                           JOB_HOME set in the environment, "CMD FN 1 $JOB_HOME PFX ...") as
                            one line for redis-cli's standard input, every argument quoted
                            with each byte as \\xHH: the packed args can then be followed by
                            more arguments (a job id, the events flag), which redis-cli -x
@@ -19,6 +20,7 @@
   mp.py ids JSON PATH      same with "id".
 """
 import json
+import os
 import struct
 import sys
 
@@ -128,7 +130,9 @@ def main():
         c, fn, pfx, frm, args = sys.argv[2:7]
         out = []
         pack(json.loads(args), out)
-        words = [c.encode(), fn.encode(), b"0", pfx.encode(), frm.encode(), b"".join(out)]
+        home = os.environ.get("JOB_HOME", "")  # a job's declared key, as workers send it
+        keys = [b"1", home.encode()] if home else [b"0"]
+        words = [c.encode(), fn.encode(), *keys, pfx.encode(), frm.encode(), b"".join(out)]
         words += [w.encode() for w in sys.argv[7:]]
         quoted = ['"%s"' % "".join("\\x%02x" % b for b in w) for w in words]
         print(" ".join(quoted))

@@ -1411,6 +1411,13 @@ call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' 
 check "another job with the same cid: the cid retry (same seq, no event)" "$(j seq)|$NEV" "1|0"
 call imkit_msg_send jo '{"room":"gj1","cid":"jc2","type":"text","text":"twice"}' j-ms-2
 check "another job: the next seq" "$ST|$(j seq)|$NEV" "ok|2|1"
+JOB_HOME='{gj1}' call imkit_msg_send jo '{"room":"gj1","cid":"jh1","type":"text","text":"home"}' j-mh-1
+H1="$ST|$(j seq)|$NEV|$(rc XLEN "${PFX}r:{gj1}:log")"
+check "a job that declares its home (as workers do): its done record in the home's slot" \
+  "$(rc EXISTS "${PFX}done:{gj1}:j-mh-1")|$(rc EXISTS "${PFX}done:j-mh-1")" "1|0"
+JOB_HOME='{gj1}' call imkit_msg_send jo '{"room":"gj1","cid":"jh1","type":"text","text":"home"}' j-mh-1
+check "replayed with its home: the same answer and event, nothing stored" \
+  "$ST|$(j seq)|$NEV|$(rc XLEN "${PFX}r:{gj1}:log")" "$H1"
 
 call imkit_room_leave jm '{"room":"gj1"}' j-rl-1
 expect ok "a job leaves"

@@ -45,6 +45,7 @@ static void assert_job_eq(const imk_job_t *got, const imk_job_t *want)
     assert_str_eq(got->from, want->from);
     assert_true(got->at == want->at);
     assert_str_eq(got->args, want->args);
+    assert_str_eq(got->home, want->home);
 }
 
 static void assert_answer_eq(const imk_answer_t *got, const imk_answer_t *want)
@@ -109,6 +110,7 @@ static imk_job_t sample_job(void)
         .from = S("alice"),
         .at = INT64_C(1700000000123),
         .args = {ARGS_BYTES, sizeof(ARGS_BYTES) - 1},
+        .home = S("r1"),
     };
     return job;
 }
@@ -477,6 +479,17 @@ static void test_missing_fields(void **state)
                                {"kinds", V_STR, 0, 0, "k"},
                                {NULL, V_END, 0, 0, NULL}};
     assert_int_equal(job_with(drop_kind, near, &job), IMK_EPROTO);
+
+    /* home came later: a job without it (JOB_FIELDS has none) decodes, home empty; one
+     * with it of another type does not. */
+    assert_int_equal(job_with(NULL, NULL, &job), 0);
+    assert_int_equal(job.home.len, 0);
+    const struct fld home[] = {{"home", V_STR, 0, 0, "r9"}, {NULL, V_END, 0, 0, NULL}};
+    assert_int_equal(job_with(NULL, home, &job), 0);
+    assert_int_equal(job.home.len, 2);
+    assert_memory_equal(job.home.ptr, "r9", 2);
+    const struct fld bad_home[] = {{"home", V_INT, 5, 0, NULL}, {NULL, V_END, 0, 0, NULL}};
+    assert_int_equal(job_with(NULL, bad_home, &job), IMK_EPROTO);
 }
 
 static void test_wrong_types(void **state)

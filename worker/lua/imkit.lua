@@ -270,6 +270,7 @@ local EVENTS = {}  -- flat list: channel, frame, channel, frame, ...
 local OUTBOX = nil -- the feed on: entries to write, in order, and .left (see outbox_left);
                    -- nil when the feed is off (header: Outbox)
 local DONE = nil   -- a job's compact done record, when its handler has a replay (see entry)
+local HOME = nil   -- the declared key of a job: "{<room or client id>}", or nil (see entry)
 
 local FAIL = {} -- metatable of expected refusals (see fail)
 
@@ -391,7 +392,9 @@ function K.user_rooms(id) return P .. 'u:{' .. id .. '}:rooms' end -- zset rid, 
 function K.token(hash) return P .. 'tok:' .. hash end
 function K.online(id) return P .. 'online:{' .. id .. '}' end   -- gw -> count, last_seen
 function K.gw_clients(gw) return P .. 'gwc:' .. gw end            -- set of clients gw counts
-function K.done(job) return P .. 'done:' .. job end               -- a job's reply (cmsgpack)
+function K.done(job) -- a job's reply (cmsgpack), in the slot of the job's home when declared
+  return P .. 'done:' .. (HOME and HOME .. ':' or '') .. job
+end
 function K.events() return P .. 'events' end                      -- the outbox stream
 function K.direct(a, b) -- the pair in byte order, so both sides find the same key
   if bytes_less(b, a) then a, b = b, a end
@@ -1659,9 +1662,9 @@ end
 local function entry(handler, mode, replay)
   return function(keys, argv)
     if argv[1] == nil or argv[2] == nil then
-      error('imkit: call as FCALL <function> 0 <prefix> <from> <msgpack args>')
+      error('imkit: call as FCALL <function> <0 | 1 {<home id>}> <prefix> <from> <msgpack args>')
     end
-    P, FROM, NOW, EVENTS, OUTBOX, DONE = argv[1], argv[2], nil, {}, nil, nil
+    P, FROM, NOW, EVENTS, OUTBOX, DONE, HOME = argv[1], argv[2], nil, {}, nil, nil, keys[1]
     if mode ~= JOB then return run(handler, argv[3], mode == SELF_PUBLISH) end
     local job = argv[4] ~= '' and argv[4] or nil
     if job then

@@ -7,6 +7,7 @@
 #include "functions.h"
 #include "worker_stats.h"
 #include "imkit/err.h"
+#include "imkit/ids.h"
 #include "imkit/job.h"
 #include "imkit/keys.h"
 #include "imkit/log.h"
@@ -189,27 +190,33 @@ static void append_fcall(imk_consumer_t *c, const struct batch_job *bj)
 {
     char fn[64];
     snprintf(fn, sizeof(fn), "%.*s", (int)bj->job.kind.len, bj->job.kind.ptr);
+    /* The one declared key is the job's home hash tag, "{<room or client id>}": it names
+     * the slot of the keys the function works on, and of its done record. A job queued
+     * without a home (by an older gateway) declares none. */
+    char home[IMK_ID_MAX + 3];
+    int home_len = snprintf(home, sizeof(home), "{%.*s}", (int)bj->job.home.len, bj->job.home.ptr);
+    bool has_home = bj->job.home.len > 0 && home_len < (int)sizeof(home);
     /* The job id lets the function recognise a job it already applied (a worker died or
      * stalled before acknowledging it) and answer exactly as the first time; the last
      * argument says whether it records events for the feed and webhooks. */
     const char *events = c->cfg->events_retention_s > 0 ? "1" : "0";
-    const char *argv[] = {"FCALL",
-                          fn,
-                          "0",
-                          c->cfg->redis_prefix,
-                          bj->job.from.ptr,
-                          bj->job.args.ptr,
-                          bj->job.job_id.ptr,
-                          events};
-    size_t lens[] = {5,
-                     strlen(fn),
-                     1,
-                     strlen(c->cfg->redis_prefix),
-                     bj->job.from.len,
-                     bj->job.args.len,
-                     bj->job.job_id.len,
-                     1};
-    redisAppendCommandArgv(c->redis, 8, argv, lens);
+    const char *argv[9];
+    size_t lens[9];
+    int n = 0;
+#define ARG(p, len) (argv[n] = (p), lens[n++] = (len))
+    ARG("FCALL", 5);
+    ARG(fn, strlen(fn));
+    ARG(has_home ? "1" : "0", 1);
+    if (has_home) {
+        ARG(home, (size_t)home_len);
+    }
+    ARG(c->cfg->redis_prefix, strlen(c->cfg->redis_prefix));
+    ARG(bj->job.from.ptr, bj->job.from.len);
+    ARG(bj->job.args.ptr, bj->job.args.len);
+    ARG(bj->job.job_id.ptr, bj->job.job_id.len);
+    ARG(events, 1);
+#undef ARG
+    redisAppendCommandArgv(c->redis, n, argv, lens);
 }
 
 /* Publishes the answer to the gateway waiting for it, if any. Returns 1 when a command was

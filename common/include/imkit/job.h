@@ -18,8 +18,9 @@ typedef struct imk_str {
     size_t len;
 } imk_str_t;
 
-/* {v, kind, job_id, gw, conn, req, from, at, args}: args is the msgpack-encoded argument
- * map handed unchanged to the job's Redis Function (docs/FUNCTIONS.md). */
+/* {v, kind, job_id, gw, conn, req, from, at, args, home}: args is the msgpack-encoded
+ * argument map handed unchanged to the job's Redis Function (docs/FUNCTIONS.md); home (may
+ * be absent: empty) is the room or client id whose hash tag the function works on. */
 typedef struct imk_job {
     uint32_t v;
     imk_str_t kind;   /* the function to call, e.g. "imkit_msg_send" */
@@ -30,6 +31,7 @@ typedef struct imk_job {
     imk_str_t from;   /* acting client id, empty for the admin API */
     int64_t at;       /* gateway clock, ms, when the job was made */
     imk_str_t args;
+    imk_str_t home; /* the room or client the job is about: its keys' hash tag; may be empty */
 } imk_job_t;
 
 /* Appends the envelope to out. Returns 0 or IMK_ENOMEM. */

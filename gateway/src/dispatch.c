@@ -86,18 +86,20 @@ static void call_route(const imk_call_t *call, char *out, size_t len)
 }
 
 static int send_query(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)
-{
+{ /* The route is declared as the call's one key: a cluster that moved its slot answers
+   * MOVED, which the link follows. */
     char route[IMK_LINK_ROUTE_MAX];
     call_route(call, route, sizeof(route));
-    const char *argv[] = {"FCALL_RO", call->function,  "0", gw->cfg->redis_prefix,
+    const char *argv[] = {"FCALL_RO", call->function,  "1", route, gw->cfg->redis_prefix,
                           call->from, call->args->data};
     size_t lens[] = {8,
                      strlen(call->function),
                      1,
+                     strlen(route),
                      strlen(gw->cfg->redis_prefix),
                      strlen(call->from),
                      call->args->len};
-    return imk_link_command(gw->link, route, on_query_reply, q, 6, argv, lens);
+    return imk_link_command(gw->link, route, on_query_reply, q, 7, argv, lens);
 }
 
 static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)

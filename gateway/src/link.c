@@ -26,7 +26,9 @@
 #define REDIRECTS_MAX 5 /* MOVED/ASK followed per command */
 #define REFRESH_RETRY_MS 500
 #define REFRESH_EVERY_MS 5000 /* cluster mode: the slot map is read again this often */
-
+#define NODE_STALL_MS                                                                              \
+    5000 /* cluster mode: a master this long without any reply while                               \
+            commands wait is dropped and connected again */
 /* One Redis master: its command connection and its subscriber. */
 struct node {
     imk_link_t *link;
@@ -38,6 +40,8 @@ struct node {
     struct event *retry;
     imk_subscriber_t *sub;
     bool sub_before;
+    size_t outstanding; /* commands sent on ac and not answered yet */
+    int64_t last_reply_ms;
 };
 
 struct imk_link {
@@ -52,8 +56,10 @@ struct imk_link {
     imk_cluster_map_t *map; /* cluster mode: which master owns each slot; NULL before */
     struct node **owner;    /* cluster mode: node of map->masters[i] */
     bool refreshing;        /* a CLUSTER SLOTS is in flight */
+    size_t refresh_next;    /* the node to ask first next time: each refresh asks another */
     struct event *refresh;  /* cluster mode: asks for the map again */
     struct event *tick;     /* cluster mode: every REFRESH_EVERY_MS, a refresh */
+    struct event *watchdog; /* cluster mode: every second, drops stalled masters */
     imk_map_t *channels;    /* subscribed channel -> struct node * it is subscribed on, or
                                the link itself while not placed */
     size_t outstanding;     /* commands sent and not answered yet */
@@ -155,6 +161,9 @@ static void replace_one(const char *channel, size_t len, void *value, void *arg)
 {
     struct replace_args *ra = arg;
     struct node *owner = node_for(ra->link, channel, len);
+    if (owner == NULL) {
+        return; /* no known master for its slot now: leave it where it is */
+    }
     if (ra->only != NULL ? owner == ra->only : value != owner) {
         if (value != ra->link && value != owner &&
             imk_subscriber_ready(((struct node *)value)->sub)) {
@@ -201,22 +210,47 @@ static void on_sub_subscribed(const char *channel, size_t len, void *arg)
     }
 }
 
-/* A subscription ended. Still wanted on this node: Redis ended it (its slot moved). */
+/* A subscription ended. On a cluster, one still wanted on this node: Redis ended it (its
+ * slot moved), or it is the late confirmation of one we ended and asked for again (a
+ * harmless extra refresh). A single Redis ends none by itself. */
 static void on_sub_unsubscribed(const char *channel, size_t len, void *arg)
 {
     struct node *n = arg;
     imk_link_t *link = n->link;
-    if (imk_map_get(link->channels, channel, len) == n) {
+    if (link->cluster && imk_map_get(link->channels, channel, len) == n) {
         imk_map_put(link->channels, channel, len, link);
         schedule_refresh(link, 0);
     }
 }
 
+struct unplace_args {
+    imk_link_t *link;
+    struct node *from;
+};
+
+static void unplace_one(const char *channel, size_t len, void *value, void *arg)
+{
+    struct unplace_args *ua = arg;
+    if (value == ua->from) {
+        imk_map_put(ua->link->channels, channel, len, ua->link);
+    }
+}
+
+/* Marks every channel subscribed on node `from` as not placed. */
+static void unplace_channels(imk_link_t *link, struct node *from)
+{
+    struct unplace_args ua = {link, from};
+    imk_map_foreach(link->channels, unplace_one, &ua);
+}
+
+/* A refused (S)SUBSCRIBE does not say which channel: every channel of the node is placed
+ * again once the map has been read. */
 static void on_sub_error(const char *err, size_t len, void *arg)
 {
     struct node *n = arg;
     IMK_WARN("redis_subscribe_refused", "node=%s:%d error=\"%.*s\"", n->addr.host, n->addr.port,
              (int)len, err);
+    unplace_channels(n->link, n);
     schedule_refresh(n->link, REFRESH_RETRY_MS);
 }
 
@@ -300,6 +334,8 @@ static void connect_node(struct node *n)
     }
     ac->data = n;
     n->ac = ac;
+    n->outstanding = 0;
+    redisEnableKeepAlive(&ac->c); /* a master whose host vanished is noticed */
     redisLibeventAttach(ac, link->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -361,35 +397,28 @@ static struct node *add_node(imk_link_t *link, const imk_cluster_addr_t *addr)
 
 /* ---- the slot map (cluster mode) -------------------------------------------------- */
 
-struct drop_args {
-    imk_link_t *link;
-    struct node *gone;
-};
-
-static void unplace_one(const char *channel, size_t len, void *value, void *arg)
-{
-    struct drop_args *da = arg;
-    if (value == da->gone) {
-        imk_map_put(da->link->channels, channel, len, da->link);
-    }
-}
-
-/* Closes the nodes that are no longer masters; their channels are placed again. */
+/* Closes the nodes that are no longer masters (one still waiting for replies, such as one a
+ * redirect named, stays until a later map); their channels are placed again. The list is
+ * whole again before any node is freed: freeing fails its calls, whose callbacks may send. */
 static void drop_stale_nodes(imk_link_t *link)
 {
-    size_t kept = 0;
+    size_t kept = 0, dropped = 0;
+    struct node **gone = malloc(link->n_nodes * sizeof(*gone));
     for (size_t i = 0; i < link->n_nodes; i++) {
         struct node *n = link->nodes[i];
-        if (imk_cluster_map_find(link->map, &n->addr) >= 0) {
+        if (gone == NULL || imk_cluster_map_find(link->map, &n->addr) >= 0 || n->outstanding > 0) {
             link->nodes[kept++] = n;
-            continue;
+        } else {
+            gone[dropped++] = n;
         }
-        IMK_INFO("redis_node_dropped", "node=%s:%d", n->addr.host, n->addr.port);
-        struct drop_args da = {link, n};
-        imk_map_foreach(link->channels, unplace_one, &da);
-        free_node(n);
     }
     link->n_nodes = kept;
+    for (size_t i = 0; i < dropped; i++) {
+        IMK_INFO("redis_node_dropped", "node=%s:%d", gone[i]->addr.host, gone[i]->addr.port);
+        unplace_channels(link, gone[i]);
+        free_node(gone[i]);
+    }
+    free(gone);
 }
 
 static void apply_map(imk_link_t *link, imk_cluster_map_t *map)
@@ -419,6 +448,10 @@ static void on_slots(redisAsyncContext *ac, void *r, void *privdata)
     struct node *n = ac->data;
     redisReply *reply = r;
     link->refreshing = false;
+    if (n != NULL) {
+        n->outstanding--;
+        n->last_reply_ms = now_ms();
+    }
     if (n == NULL || reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         schedule_refresh(link, REFRESH_RETRY_MS);
         return;
@@ -434,6 +467,20 @@ static void on_slots(redisAsyncContext *ac, void *r, void *privdata)
     apply_map(link, map);
 }
 
+/* A ready node to ask for the map: each time another one, so that a node that stopped
+ * answering is not asked forever. NULL when none is ready. */
+static struct node *next_to_ask(imk_link_t *link)
+{
+    for (size_t k = 0; k < link->n_nodes; k++) {
+        struct node *n = link->nodes[(link->refresh_next + k) % link->n_nodes];
+        if (n->ready) {
+            link->refresh_next = (link->refresh_next + k + 1) % link->n_nodes;
+            return n;
+        }
+    }
+    return NULL;
+}
+
 /* Asks a ready node (a master, else a seed) for CLUSTER SLOTS. */
 static void on_refresh(evutil_socket_t fd, short what, void *arg)
 {
@@ -443,9 +490,9 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
     if (link->refreshing) {
         return;
     }
-    struct node *n = node_for(link, NULL, 0);
+    struct node *n = next_to_ask(link);
     if (n == NULL) {
-        for (int i = 0; i < link->n_seeds && n == NULL; i++) {
+        for (int i = 0; i < link->n_seeds; i++) {
             if (find_node(link, &link->seeds[i]) == NULL) {
                 add_node(link, &link->seeds[i]); /* asked once connected (on_connect) */
                 return;
@@ -456,6 +503,37 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
     }
     if (redisAsyncCommand(n->ac, on_slots, link, "CLUSTER SLOTS") == REDIS_OK) {
         link->refreshing = true;
+        if (n->outstanding++ == 0) {
+            n->last_reply_ms = now_ms();
+        }
+    } else {
+        schedule_refresh(link, REFRESH_RETRY_MS);
+    }
+}
+
+/* Drops the command connection of a master that has left commands unanswered for
+ * NODE_STALL_MS (a paused or cut-off host the socket does not notice): its calls fail
+ * (answered unavailable), it connects again, and the map is read from another node. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    imk_link_t *link = arg;
+    int64_t now = now_ms();
+    for (size_t i = 0; i < link->n_nodes; i++) {
+        struct node *n = link->nodes[i];
+        if (n->ac != NULL && n->outstanding > 0 && now - n->last_reply_ms > NODE_STALL_MS) {
+            IMK_WARN("redis_node_stalled", "node=%s:%d waiting=%zu ms=%lld", n->addr.host,
+                     n->addr.port, n->outstanding, (long long)(now - n->last_reply_ms));
+            redisAsyncContext *ac = n->ac;
+            n->ac = NULL;
+            n->ready = false;
+            ac->onDisconnect = NULL; /* retried here, connected or not */
+            redisAsyncFree(ac);      /* its calls get NULL: answered unavailable */
+            schedule_retry(n);
+            schedule_refresh(link, 0);
+            return; /* the list may have changed: one a second is enough */
+        }
     }
 }
 
@@ -492,8 +570,9 @@ imk_link_t *imk_link_create(struct event_base *base, const imk_config_t *cfg,
     link->channels = imk_map_create();
     link->refresh = evtimer_new(base, on_refresh, link);
     link->tick = event_new(base, -1, EV_PERSIST, on_tick, link);
+    link->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, link);
     if (link->channels == NULL || link->refresh == NULL || link->tick == NULL ||
-        imk_redis_url_parse(cfg->redis_url, &link->url) != 0) {
+        link->watchdog == NULL || imk_redis_url_parse(cfg->redis_url, &link->url) != 0) {
         imk_link_destroy(link);
         return NULL;
     }
@@ -525,6 +604,9 @@ void imk_link_destroy(imk_link_t *link)
     if (link->tick != NULL) {
         event_free(link->tick);
     }
+    if (link->watchdog != NULL) {
+        event_free(link->watchdog);
+    }
     imk_map_destroy(link->channels);
     free(link);
 }
@@ -534,6 +616,8 @@ int imk_link_start(imk_link_t *link)
     if (link->cluster) {
         struct timeval every = {REFRESH_EVERY_MS / 1000, (REFRESH_EVERY_MS % 1000) * 1000};
         evtimer_add(link->tick, &every);
+        struct timeval second = {1, 0};
+        evtimer_add(link->watchdog, &second);
         for (int i = 0; i < link->n_seeds; i++) {
             if (add_node(link, &link->seeds[i]) == NULL) {
                 return IMK_ENOMEM;
@@ -546,13 +630,22 @@ int imk_link_start(imk_link_t *link)
     return add_node(link, &addr) != NULL ? 0 : IMK_ENOMEM;
 }
 
+static bool node_ready(const struct node *n)
+{
+    return n != NULL && n->ready && imk_subscriber_ready(n->sub);
+}
+
+/* Every master connected: the one Redis, or every master of the cluster's map. */
 bool imk_link_ready(const imk_link_t *link)
 {
-    if (link->n_nodes == 0 || (link->cluster && link->map == NULL)) {
+    if (!link->cluster) {
+        return link->n_nodes > 0 && node_ready(link->nodes[0]);
+    }
+    if (link->map == NULL) {
         return false;
     }
-    for (size_t i = 0; i < link->n_nodes; i++) {
-        if (!link->nodes[i]->ready || !imk_subscriber_ready(link->nodes[i]->sub)) {
+    for (int i = 0; i < link->map->n; i++) {
+        if (!node_ready(link->owner[i])) {
             return false;
         }
     }
@@ -583,10 +676,14 @@ static int send_call(struct node *n, struct call *call, bool asking)
     if (asking && redisAsyncCommand(n->ac, NULL, NULL, "ASKING") != REDIS_OK) {
         return IMK_EREDIS;
     }
-    return redisAsyncFormattedCommand(n->ac, on_command_reply, call, call->cmd, call->cmd_len) ==
-                   REDIS_OK
-               ? 0
-               : IMK_EREDIS;
+    if (redisAsyncFormattedCommand(n->ac, on_command_reply, call, call->cmd, call->cmd_len) !=
+        REDIS_OK) {
+        return IMK_EREDIS;
+    }
+    if (n->outstanding++ == 0) {
+        n->last_reply_ms = now_ms(); /* the wait starts now */
+    }
+    return 0;
 }
 
 /* A MOVED or ASK reply: the command goes again to the node named (a new one is connected).
@@ -634,8 +731,13 @@ static void finish_call(struct call *call, redisReply *r)
 static void on_command_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct call *call = privdata;
+    struct node *n = ac->data;
     redisReply *r = reply;
-    if (r != NULL && r->type == REDIS_REPLY_ERROR && follow_redirect(ac->data, call, r)) {
+    if (n != NULL) {
+        n->outstanding--;
+        n->last_reply_ms = now_ms();
+    }
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && follow_redirect(n, call, r)) {
         return;
     }
     finish_call(call, r);

@@ -43,7 +43,7 @@ imk_link_t *imk_link_create(struct event_base *base, const imk_config_t *cfg,
                             const imk_link_callbacks_t *callbacks, void *arg);
 void imk_link_destroy(imk_link_t *link);
 
-/* Connects both; returns 0 (connection goes on in the background) or IMK_EINVAL. */
+/* Starts connecting (in the background, retried with backoff); returns 0 or IMK_ENOMEM. */
 int imk_link_start(imk_link_t *link);
 bool imk_link_ready(const imk_link_t *link);
 /* Ready, and Redis answers: false while commands have waited over two seconds without any

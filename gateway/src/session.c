@@ -130,13 +130,13 @@ static void presence_change(imk_session_t *s, int delta)
     imk_mp_cstr(&mp, s->gw->id);
     imk_mp_cstr(&mp, "delta");
     imk_mp_int(&mp, delta);
-    const char *argv[] = {"FCALL",  "imkit_presence_set", "0", s->gw->cfg->redis_prefix, "",
-                          args.data};
-    size_t lens[] = {5, 18, 1, strlen(s->gw->cfg->redis_prefix), 0, args.len};
     char route[IMK_LINK_ROUTE_MAX];
     snprintf(route, sizeof(route), "{%s}", s->client);
+    const char *argv[] = {"FCALL",  "imkit_presence_set", "1", route, s->gw->cfg->redis_prefix, "",
+                          args.data};
+    size_t lens[] = {5, 18, 1, strlen(route), strlen(s->gw->cfg->redis_prefix), 0, args.len};
     if (mp.err == 0) {
-        imk_link_command(s->gw->link, route, NULL, NULL, 6, argv, lens);
+        imk_link_command(s->gw->link, route, NULL, NULL, 7, argv, lens);
     }
     imk_buf_deinit(&args);
 }

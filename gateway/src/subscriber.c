@@ -9,6 +9,8 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -181,6 +183,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                                       : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
+/* TCP keepalive as hiredis sets it on its connections (idle 15 s): a subscriber whose
+ * Redis host vanished, which never writes, learns it within a minute. */
+static void keep_alive(evutil_socket_t fd)
+{
+    int on = 1, idle = 15, interval = 5, count = 3;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+}
+
 static void connect_now(imk_subscriber_t *s)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -203,8 +216,10 @@ static void connect_now(imk_subscriber_t *s)
     bufferevent_enable(s->bev, EV_READ);
     int rc = bufferevent_socket_connect(s->bev, ai->ai_addr, (int)ai->ai_addrlen);
     freeaddrinfo(ai);
-    if (rc != 0) {
+    if (rc != 0 && s->bev != NULL) { /* else on_event already went down */
         go_down(s, "connect failed");
+    } else if (rc == 0) {
+        keep_alive(bufferevent_getfd(s->bev));
     }
 }
 

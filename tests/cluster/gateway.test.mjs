@@ -187,6 +187,40 @@ test('a failover of a room\'s master: its channel moves to the new master, queri
     t.diagnostic(`events of the room flowed again ${moved} ms after the failover`);
 });
 
+test('a room\'s master frozen (SIGSTOP): the gateway drops it, follows its replica, events flow again', { timeout: 90000 }, async (t) => {
+    const rc = h.cluster;
+    const oldPort = await rc.masterOfKey(`{${roomA}}`);
+    const master = (await rc.masters()).find((m) => m.port === oldPort);
+    const replica = (await rc.replicas()).find((r) => r.masterId === master.id);
+    const node = rc.nodes.find((n) => n.port === oldPort);
+    const t0 = Date.now();
+    node.proc.child.kill('SIGSTOP');
+    try {
+        // A query waits on the frozen master: answered unavailable, the gateway stays up.
+        const stuck = await admin('GET', `/v1/rooms/${roomA}`);
+        assert.equal(stuck.status, 503, JSON.stringify(stuck.body));
+        await waitFor(async () => /^role:master\r?$/m.test(await rc.redis(replica.port, 'INFO', 'replication')),
+            30000, 'the replica promoted by the cluster');
+        const promoted = Date.now() - t0;
+        let seq = 100;
+        await waitFor(async () => {
+            seq++;
+            const ev = { ev: 'message', data: { room: roomA, seq, ts: 1, from: 'bob', type: 'text', text: 'frozen', cid: `f${seq}` } };
+            await rc.redis(replica.port, 'SPUBLISH', `${P}ch:r:{${roomA}}`, JSON.stringify(ev));
+            await sleep(100);
+            return alice.events('message').some((d) => d.room === roomA && d.seq > 100);
+        }, 30000, 'a room event published on the promoted replica', 300);
+        const flowing = Date.now() - t0;
+        await waitFor(async () => (await admin('GET', `/v1/rooms/${roomA}`)).status === 200, 15000, 'the room query on the new master');
+        assert.equal(alice.isOpen, true, 'the client stayed connected');
+        t.diagnostic(`replica promoted ${promoted} ms after the freeze, events flowing again after ${flowing} ms`);
+    } finally {
+        node.proc.child.kill('SIGCONT');
+    }
+    await rc.waitOk(30000);
+    await waitFor(async () => (await healthz()) === 200, 15000, 'healthy once the old master is back as a replica');
+});
+
 test('the gateway stops cleanly on SIGTERM', { timeout: 15000 }, async () => {
     alice.terminate();
     alice = null;

@@ -34,6 +34,11 @@ int imk_key_gateway_alive(char *out, size_t outlen, const char *prefix, const ch
     return format_result(snprintf(out, outlen, "%sgw:%s", prefix, gateway), outlen);
 }
 
+int imk_key_tag(char *out, size_t outlen, const char *id, size_t len)
+{
+    return format_result(snprintf(out, outlen, "{%.*s}", (int)len, id), outlen);
+}
+
 int imk_key_client_rooms(char *out, size_t outlen, const char *prefix, const char *client)
 {
     return format_result(snprintf(out, outlen, "%su:{%s}:rooms", prefix, client), outlen);

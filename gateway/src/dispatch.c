@@ -78,18 +78,20 @@ static void on_job_queued(struct redisReply *reply, void *arg)
     free(q);
 }
 
-/* The route of a call: "{<room or client id>}", the hash tag of the keys its function
- * works on (the same id picks the job stream's partition). */
-static void call_route(const imk_call_t *call, char *out, size_t len)
+/* The room or client a call is about: the hash tag of the keys its function works on, its
+ * job's home, and what picks its job stream. */
+static const char *call_home(const imk_call_t *call)
 {
-    snprintf(out, len, "{%s}", call->partition != NULL ? call->partition : call->from);
+    return call->partition != NULL ? call->partition : call->from;
 }
 
+/* A query declares its route, "{<home>}", as its one key: a cluster that moved the slot
+ * answers MOVED, which the link follows. */
 static int send_query(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)
-{ /* The route is declared as the call's one key: a cluster that moved its slot answers
-   * MOVED, which the link follows. */
+{
+    const char *home = call_home(call);
     char route[IMK_LINK_ROUTE_MAX];
-    call_route(call, route, sizeof(route));
+    imk_key_tag(route, sizeof(route), home, strlen(home));
     const char *argv[] = {"FCALL_RO", call->function,  "1", route, gw->cfg->redis_prefix,
                           call->from, call->args->data};
     size_t lens[] = {8,
@@ -107,7 +109,7 @@ static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref 
     char id[200];
     uint64_t req = q->req;
     int id_len = job_id(gw, req, id, sizeof(id));
-    const char *home = call->partition != NULL ? call->partition : call->from;
+    const char *home = call_home(call);
     imk_job_t job = {
         .v = IMK_JOB_VERSION,
         .kind = {call->function, strlen(call->function)},

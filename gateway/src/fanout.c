@@ -496,7 +496,7 @@ void imk_fanout_on_subscribed(imk_fanout_t *f, const char *channel, size_t chann
     imk_mp_int(&mp, 100);
     /* As the system (from ""): the joined client's membership is a fact already. */ char
         route[IMK_LINK_ROUTE_MAX];
-    snprintf(route, sizeof(route), "{%s}", cu->room);
+    imk_key_tag(route, sizeof(route), cu->room, strlen(cu->room));
     const char *argv[] = {"FCALL_RO", "imkit_msg_history", "1", route, f->gw->cfg->redis_prefix, "",
                           args.data};
     size_t lens[] = {8, 17, 1, strlen(route), plen, 0, args.len};

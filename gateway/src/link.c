@@ -62,8 +62,6 @@ struct imk_link {
     struct event *watchdog; /* cluster mode: every second, drops stalled masters */
     imk_map_t *channels;    /* subscribed channel -> struct node * it is subscribed on, or
                                the link itself while not placed */
-    size_t outstanding;     /* commands sent and not answered yet */
-    int64_t last_reply_ms;
     imk_link_stats_t stats;
     imk_link_callbacks_t cb;
     void *arg;
@@ -82,7 +80,6 @@ struct call {
 };
 
 static void connect_node(struct node *n);
-static void schedule_refresh(imk_link_t *link, int ms);
 
 static int64_t now_ms(void)
 {
@@ -90,6 +87,31 @@ static int64_t now_ms(void)
     gettimeofday(&tv, NULL);
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
+
+/* A command (or CLUSTER SLOTS) sent on n's connection: the wait starts with the first. */
+static void node_sent(struct node *n)
+{
+    if (n->outstanding++ == 0) {
+        n->last_reply_ms = now_ms();
+    }
+}
+
+/* A reply (or its failure) came on n's connection; n NULL: the node is gone. */
+static void node_answered(struct node *n)
+{
+    if (n != NULL) {
+        n->outstanding--;
+        n->last_reply_ms = now_ms();
+    }
+}
+
+/* Commands have waited over ms on n with no reply at all: its Redis hangs (paused,
+ * overloaded, or cut off without the socket noticing). */
+static bool node_stalled(const struct node *n, int64_t now, int64_t ms)
+{
+    return n->outstanding > 0 && now - n->last_reply_ms > ms;
+}
+static void schedule_refresh(imk_link_t *link, int ms);
 
 /* ---- routing ---------------------------------------------------------------------- */
 
@@ -448,10 +470,7 @@ static void on_slots(redisAsyncContext *ac, void *r, void *privdata)
     struct node *n = ac->data;
     redisReply *reply = r;
     link->refreshing = false;
-    if (n != NULL) {
-        n->outstanding--;
-        n->last_reply_ms = now_ms();
-    }
+    node_answered(n);
     if (n == NULL || reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         schedule_refresh(link, REFRESH_RETRY_MS);
         return;
@@ -503,9 +522,7 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
     }
     if (redisAsyncCommand(n->ac, on_slots, link, "CLUSTER SLOTS") == REDIS_OK) {
         link->refreshing = true;
-        if (n->outstanding++ == 0) {
-            n->last_reply_ms = now_ms();
-        }
+        node_sent(n);
     } else {
         schedule_refresh(link, REFRESH_RETRY_MS);
     }
@@ -522,7 +539,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     int64_t now = now_ms();
     for (size_t i = 0; i < link->n_nodes; i++) {
         struct node *n = link->nodes[i];
-        if (n->ac != NULL && n->outstanding > 0 && now - n->last_reply_ms > NODE_STALL_MS) {
+        if (n->ac != NULL && node_stalled(n, now, NODE_STALL_MS)) {
             IMK_WARN("redis_node_stalled", "node=%s:%d waiting=%zu ms=%lld", n->addr.host,
                      n->addr.port, n->outstanding, (long long)(now - n->last_reply_ms));
             redisAsyncContext *ac = n->ac;
@@ -659,8 +676,13 @@ const imk_link_stats_t *imk_link_stats(const imk_link_t *link)
 
 bool imk_link_healthy(const imk_link_t *link)
 {
-    return imk_link_ready(link) &&
-           !(link->outstanding > 0 && now_ms() - link->last_reply_ms > STALL_MS);
+    int64_t now = now_ms();
+    for (size_t i = 0; i < link->n_nodes; i++) {
+        if (node_stalled(link->nodes[i], now, STALL_MS)) {
+            return false;
+        }
+    }
+    return imk_link_ready(link);
 }
 
 /* ---- commands --------------------------------------------------------------------- */
@@ -680,9 +702,7 @@ static int send_call(struct node *n, struct call *call, bool asking)
         REDIS_OK) {
         return IMK_EREDIS;
     }
-    if (n->outstanding++ == 0) {
-        n->last_reply_ms = now_ms(); /* the wait starts now */
-    }
+    node_sent(n);
     return 0;
 }
 
@@ -713,8 +733,6 @@ static bool follow_redirect(struct node *from, struct call *call, const redisRep
 static void finish_call(struct call *call, redisReply *r)
 {
     imk_link_t *link = call->link;
-    link->outstanding--;
-    link->last_reply_ms = now_ms();
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         link->stats.errors++;
     } else {
@@ -733,10 +751,7 @@ static void on_command_reply(redisAsyncContext *ac, void *reply, void *privdata)
     struct call *call = privdata;
     struct node *n = ac->data;
     redisReply *r = reply;
-    if (n != NULL) {
-        n->outstanding--;
-        n->last_reply_ms = now_ms();
-    }
+    node_answered(n);
     if (r != NULL && r->type == REDIS_REPLY_ERROR && follow_redirect(n, call, r)) {
         return;
     }
@@ -767,9 +782,6 @@ int imk_link_command(imk_link_t *link, const char *route, imk_link_reply_fn *fn,
         free(call);
         link->stats.errors++;
         return IMK_EREDIS;
-    }
-    if (link->outstanding++ == 0) {
-        link->last_reply_ms = now_ms(); /* the wait starts now */
     }
     return 0;
 }

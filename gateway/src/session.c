@@ -131,7 +131,7 @@ static void presence_change(imk_session_t *s, int delta)
     imk_mp_cstr(&mp, "delta");
     imk_mp_int(&mp, delta);
     char route[IMK_LINK_ROUTE_MAX];
-    snprintf(route, sizeof(route), "{%s}", s->client);
+    imk_key_tag(route, sizeof(route), s->client, strlen(s->client));
     const char *argv[] = {"FCALL",  "imkit_presence_set", "1", route, s->gw->cfg->redis_prefix, "",
                           args.data};
     size_t lens[] = {5, 18, 1, strlen(route), strlen(s->gw->cfg->redis_prefix), 0, args.len};

@@ -44,10 +44,8 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     connect_now(arg);
 }
 
-/* Drops the connection and schedules the next attempt. */
-static void go_down(imk_subscriber_t *s, const char *why)
+static void close_connection(imk_subscriber_t *s)
 {
-    bool was_up = s->state == READY;
     if (s->bev != NULL) {
         bufferevent_free(s->bev);
         s->bev = NULL;
@@ -57,14 +55,17 @@ static void go_down(imk_subscriber_t *s, const char *why)
         s->reader = NULL;
     }
     s->state = DOWN;
+}
+
+/* Drops the connection and schedules the next attempt. */
+static void go_down(imk_subscriber_t *s, const char *why)
+{
+    close_connection(s);
     IMK_WARN("redis_disconnected", "link=subscriber node=%s:%d error=\"%s\"", s->host, s->port,
              why);
     struct timeval tv = {s->backoff_ms / 1000, (s->backoff_ms % 1000) * 1000};
     evtimer_add(s->retry, &tv);
     s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
-    if (was_up && s->cb.on_down != NULL) {
-        s->cb.on_down(s->arg);
-    }
 }
 
 static int send_command(imk_subscriber_t *s, int argc, const char **argv, const size_t *lens)
@@ -253,12 +254,7 @@ void imk_subscriber_destroy(imk_subscriber_t *s)
         return;
     }
     event_free(s->retry);
-    if (s->bev != NULL) {
-        bufferevent_free(s->bev);
-    }
-    if (s->reader != NULL) {
-        redisReaderFree(s->reader);
-    }
+    close_connection(s);
     free(s);
 }
 

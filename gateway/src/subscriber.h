@@ -16,11 +16,10 @@ typedef struct imk_subscriber imk_subscriber_t;
 
 /* Every buffer is borrowed: valid until the callback returns. arg is the one given to
  * imk_subscriber_create. Callbacks may subscribe and unsubscribe, not destroy. */
-typedef struct imk_subscriber_callbacks {
-    /* Connected (and authenticated): nothing is subscribed on this connection yet. */
+typedef struct imk_subscriber_callbacks { /* Connected (and authenticated): nothing is subscribed on
+                                           * this connection yet. A lost connection is tried again
+                                           * after a backoff, and this comes again. */
     void (*on_ready)(void *arg);
-    /* The connection was lost; a new one is tried after a backoff. May be NULL. */
-    void (*on_down)(void *arg);
     void (*on_message)(const char *channel, size_t channel_len, const char *payload,
                        size_t payload_len, void *arg);
     /* Redis confirmed a subscription: from then on, the channel's messages arrive. May be NULL. */

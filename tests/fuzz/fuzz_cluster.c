@@ -10,6 +10,7 @@
  * small: hiredis is not the code under test, what it hands over is. */
 #include "imkit/cluster.h"
 #include "imkit/err.h"
+#include "imkit/text.h"
 
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
@@ -27,25 +28,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- screening the reader's input ------------------------------------------------------ */
 
-/* A RESP length: "-1" or up to 7 digits, at most max. */
+/* A RESP length: "-1", or digits at most max. */
 static bool small_length(const uint8_t *p, size_t n, long max, long *out)
 {
     if (n == 2 && p[0] == '-' && p[1] == '1') {
         *out = -1;
         return true;
     }
-    if (n == 0 || n > 7) {
-        return false;
-    }
-    long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9') {
-            return false;
-        }
-        v = v * 10 + (p[i] - '0');
-    }
-    *out = v;
-    return v <= max;
+    return imk_parse_decimal((const char *)p, n, 0, max, out) == 0;
 }
 
 /* The line at *pos up to "\r\n" (as hiredis finds it); *pos moves past it. */

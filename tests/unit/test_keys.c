@@ -167,6 +167,29 @@ static void test_names_fit_key_max(void **state)
 
 /* ---- partitions ------------------------------------------------------------------------- */
 
+/* The hash tag: only len bytes of the id, the braces around them, IMK_ETOOBIG when the
+ * buffer lacks room for the NUL. */
+static void test_key_tag(void **state)
+{
+    (void)state;
+    char out[IMK_KEY_MAX];
+    assert_int_equal(imk_key_tag(out, sizeof(out), "room-1xyz", 6), 8);
+    assert_string_equal(out, "{room-1}");
+    assert_int_equal(imk_key_tag(out, sizeof(out), "a@b.c:d", 7), 9);
+    assert_string_equal(out, "{a@b.c:d}");
+}
+
+static void test_key_tag_short_buffer(void **state)
+{
+    (void)state;
+    char out[9];
+    assert_int_equal(imk_key_tag(out, 8, "room-1", 6), IMK_ETOOBIG);
+    assert_int_equal(imk_key_tag(out, 9, "room-1", 6), 8);
+    assert_string_equal(out, "{room-1}");
+    assert_int_equal(imk_key_tag(out, sizeof(out), "", 0), 2);
+    assert_string_equal(out, "{}");
+}
+
 static void test_partition_fnv1a(void **state)
 {
     (void)state;
@@ -303,6 +326,8 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_names_short_buffer),
         cmocka_unit_test(test_names_fit_key_max),
+        cmocka_unit_test(test_key_tag),
+        cmocka_unit_test(test_key_tag_short_buffer),
         cmocka_unit_test(test_partition_fnv1a),
         cmocka_unit_test(test_partition_range),
         cmocka_unit_test(test_id_valid),

@@ -194,8 +194,8 @@ static void append_fcall(imk_consumer_t *c, const struct batch_job *bj)
      * the slot of the keys the function works on, and of its done record. A job queued
      * without a home (by an older gateway) declares none. */
     char home[IMK_ID_MAX + 3];
-    int home_len = snprintf(home, sizeof(home), "{%.*s}", (int)bj->job.home.len, bj->job.home.ptr);
-    bool has_home = bj->job.home.len > 0 && home_len < (int)sizeof(home);
+    int home_len = imk_key_tag(home, sizeof(home), bj->job.home.ptr, bj->job.home.len);
+    bool has_home = bj->job.home.len > 0 && home_len > 0;
     /* The job id lets the function recognise a job it already applied (a worker died or
      * stalled before acknowledging it) and answer exactly as the first time; the last
      * argument says whether it records events for the feed and webhooks. */

@@ -21,6 +21,9 @@ int imk_channel_gateway(char *out, size_t outlen, const char *prefix, const char
 int imk_channel_room(char *out, size_t outlen, const char *prefix, const char *room);
 int imk_channel_client(char *out, size_t outlen, const char *prefix, const char *client);
 int imk_channel_presence(char *out, size_t outlen, const char *prefix, const char *client);
+/* "{<id>}" (id: len bytes): the hash tag every key of a room or client carries. Declared as
+ * a Function's key and used as a route, it names their Redis Cluster slot. */
+int imk_key_tag(char *out, size_t outlen, const char *id, size_t len);
 /* The set of gateway ids that ever announced themselves (cleaned when they die). */
 int imk_key_gateways(char *out, size_t outlen, const char *prefix);
 

@@ -39,19 +39,30 @@ int imk_processes_count(const imk_config_t *cfg)
     return cores < 1 ? 1 : cores > MAX_PROCESSES ? MAX_PROCESSES : (int)cores;
 }
 
-static int offset_admin_port(imk_config_t *cfg, int index)
+int imk_processes_admin_listen(const char *admin_listen, int index, char *out, size_t outlen)
 {
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char host[256], spec[300], err[128];
+    char host[256];
     int port;
-    if (imk_listen_addr_parse(cfg->gateway_admin_listen, &addr, &addrlen, host, sizeof(host),
-                              &port) != 0) {
+    if (imk_listen_addr_parse(admin_listen, &addr, &addrlen, host, sizeof(host), &port) != 0 ||
+        port + index > 65535) {
         return IMK_EINVAL;
     }
     bool ipv6 = strchr(host, ':') != NULL;
-    snprintf(spec, sizeof(spec), "%s%s%s:%d", ipv6 ? "[" : "", host, ipv6 ? "]" : "", port + index);
-    return imk_config_set(cfg, "gateway.admin_listen", spec, err, sizeof(err));
+    int n =
+        snprintf(out, outlen, "%s%s%s:%d", ipv6 ? "[" : "", host, ipv6 ? "]" : "", port + index);
+    return n < 0 || (size_t)n >= outlen ? IMK_EINVAL : 0;
+}
+
+#define ADMIN_REFUSED                                                                              \
+    "gateway.admin_listen is malformed, or its port + gateway.processes - 1 is above 65535"
+
+static int offset_admin_port(imk_config_t *cfg, int index)
+{
+    char spec[300], err[128];
+    int rc = imk_processes_admin_listen(cfg->gateway_admin_listen, index, spec, sizeof(spec));
+    return rc != 0 ? rc : imk_config_set(cfg, "gateway.admin_listen", spec, err, sizeof(err));
 }
 
 int imk_processes_configure(imk_config_t *cfg, int index, int n)
@@ -152,14 +163,10 @@ static void stop_all(child_t *children, int n, const sigset_t *wanted)
 
 bool imk_processes_supervise(imk_config_t *cfg, int n, int *status)
 {
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    char host[256];
-    int port;
-    if (imk_listen_addr_parse(cfg->gateway_admin_listen, &addr, &addrlen, host, sizeof(host),
-                              &port) != 0) {
+    char last[300];
+    if (imk_processes_admin_listen(cfg->gateway_admin_listen, n - 1, last, sizeof(last)) != 0) {
         /* Refused once here, not by every child forever. */
-        fprintf(stderr, "imkit-gateway: gateway.admin_listen is malformed\n");
+        fprintf(stderr, "imkit-gateway: %s\n", ADMIN_REFUSED);
         *status = 2;
         return false;
     }
@@ -185,7 +192,7 @@ bool imk_processes_supervise(imk_config_t *cfg, int n, int *status)
                 become_child(&saved, supervisor);
                 int rc = imk_processes_configure(cfg, i, n);
                 if (rc != 0) {
-                    fprintf(stderr, "imkit-gateway: gateway.admin_listen is malformed\n");
+                    fprintf(stderr, "imkit-gateway: %s\n", ADMIN_REFUSED);
                     _exit(2);
                 }
                 return true;

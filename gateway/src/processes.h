@@ -20,4 +20,9 @@ bool imk_processes_supervise(imk_config_t *cfg, int n, int *status);
  * port. Returns 0, or IMK_EINVAL for an admin address the listener would refuse too. */
 int imk_processes_configure(imk_config_t *cfg, int index, int n);
 
+/* The admin address of process index: admin_listen's port + index, written to out. Returns
+ * 0, or IMK_EINVAL when admin_listen is malformed, the port would pass 65535, or out is too
+ * small. */
+int imk_processes_admin_listen(const char *admin_listen, int index, char *out, size_t outlen);
+
 #endif

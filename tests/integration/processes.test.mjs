@@ -172,7 +172,7 @@ test('SIGTERM to the supervisor stops every process and exits 0', async () => {
     for (const pid of kids) assert.ok(!alive(pid), `process ${pid} outlived the supervisor`);
 });
 
-test('a malformed admin address stops the supervisor at once with status 2, forking nothing', async () => {
+test('a malformed admin address, or one whose ports would pass 65535, stops the supervisor at once with status 2, forking nothing', async () => {
     const bad = new Proc('bad-admin', cluster.gatewayBin, Cluster.setArgs({
         ...cluster.commonSet(),
         'gateway.processes': PROCESSES,
@@ -182,6 +182,16 @@ test('a malformed admin address stops the supervisor at once with status 2, fork
     const exit = await withTimeout(bad.exited, 5000, 'the supervisor exits');
     assert.deepEqual(exit, { code: 2, signal: null });
     assert.match(bad.tail(), /gateway\.admin_listen is malformed/);
+
+    // A well-formed address whose last process would need a port above 65535: the same.
+    const high = new Proc('high-admin', cluster.gatewayBin, Cluster.setArgs({
+        ...cluster.commonSet(),
+        'gateway.processes': PROCESSES,
+        'gateway.public_listen': `127.0.0.1:${publicPort}`,
+        'gateway.admin_listen': `127.0.0.1:${65536 - PROCESSES + 1}`,
+    }), path.join(cluster.dir, 'high-admin.log'));
+    assert.deepEqual(await withTimeout(high.exited, 5000, 'the supervisor exits'), { code: 2, signal: null });
+    assert.match(high.tail(), /above 65535/);
 });
 
 test('a killed supervisor leaves no gateway process behind', async () => {

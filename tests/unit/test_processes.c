@@ -55,7 +55,25 @@ static void test_configure_defaults_and_edges(void **state)
     assert_int_equal(imk_processes_configure(&cfg, 1, 2), IMK_EINVAL);
     set(&cfg, "gateway.admin_listen", "127.0.0.1:0");
     assert_int_equal(imk_processes_configure(&cfg, 1, 2), IMK_EINVAL);
+    /* Process 1 of a base port 65535 would listen on 65536. */
+    set(&cfg, "gateway.admin_listen", "127.0.0.1:65535");
+    assert_int_equal(imk_processes_configure(&cfg, 1, 2), IMK_EINVAL);
+    assert_int_equal(imk_processes_configure(&cfg, 0, 2), 0);
+    assert_string_equal(cfg.gateway_admin_listen, "127.0.0.1:65535");
     imk_config_deinit(&cfg);
+}
+
+static void test_admin_listen(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(imk_processes_admin_listen("127.0.0.1:65534", 1, out, sizeof(out)), 0);
+    assert_string_equal(out, "127.0.0.1:65535");
+    assert_int_equal(imk_processes_admin_listen("127.0.0.1:65534", 2, out, sizeof(out)),
+                     IMK_EINVAL);
+    assert_int_equal(imk_processes_admin_listen("[::1]:7601", 255, out, sizeof(out)), 0);
+    assert_string_equal(out, "[::1]:7856");
+    assert_int_equal(imk_processes_admin_listen("127.0.0.1:7601", 1, out, 8), IMK_EINVAL);
 }
 
 static void test_count(void **state)
@@ -74,6 +92,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_configure_index),
+        cmocka_unit_test(test_admin_listen),
         cmocka_unit_test(test_configure_defaults_and_edges),
         cmocka_unit_test(test_count),
     };

@@ -7,6 +7,7 @@
 #include "ws.h"
 #include "imkit/err.h"
 #include "imkit/log.h"
+#include "imkit/text.h"
 #include "wsframe.h"
 
 #include <event2/buffer.h>
@@ -229,12 +230,6 @@ static void check_queued(imk_ws_t *ws)
     }
 }
 
-static bool utf8_whole(const uint8_t *p, size_t len)
-{
-    uint32_t state = 0;
-    return imk_wsframe_utf8_feed(&state, p, len) && state == 0;
-}
-
 static void on_control(imk_ws_t *ws, uint8_t opcode, const uint8_t *body, size_t len)
 {
     if (opcode == IMK_WS_OP_PING) {
@@ -255,7 +250,7 @@ static void on_control(imk_ws_t *ws, uint8_t opcode, const uint8_t *body, size_t
         fail(ws, 1002, "invalid close code");
         return;
     }
-    if (len > 2 && !utf8_whole(body + 2, len - 2)) {
+    if (len > 2 && !imk_utf8_valid((const char *)body + 2, len - 2)) {
         fail(ws, 1007, "invalid UTF-8 in close reason");
         return;
     }
@@ -378,7 +373,7 @@ static int read_frame(imk_ws_t *ws, struct evbuffer *in)
     }
     uint8_t *p = frame + h.head_len;
     imk_wsframe_unmask(p, len, h.mask, 0);
-    if (!utf8_whole(p, len)) {
+    if (!imk_utf8_valid((const char *)p, len)) {
         imk_ws_close(ws, 1007, "invalid UTF-8");
     } else {
         ws->message_start_ms = 0;

@@ -1,5 +1,6 @@
-/* libFuzzer driver for imk_utf8_valid (common/src/text.c; seeds: corpus/utf8/): compares it
- * with a straightforward reference written from RFC 3629's table, on the whole input and on
+/* libFuzzer driver for imk_utf8_valid (common/src/text.c) and the WebSocket layer's streaming
+ * check imk_wsframe_utf8_feed (gateway/src/wsframe.c; seeds: corpus/utf8/): compares both with
+ * a straightforward reference written from RFC 3629's table, on the whole input and on
  * every suffix of its first bytes; aborts when they disagree. Build with clang
  * -fsanitize=fuzzer,address,undefined. */
 #include <stdbool.h>
@@ -8,7 +9,7 @@
 #include <string.h>
 
 #include "imkit/text.h"
-
+#include "wsframe.h"
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* RFC 3629 section 4: the well-formed byte sequences, row by row. */
@@ -70,7 +71,16 @@ static void check(const uint8_t *s, size_t len)
     if (len > 0) {
         memcpy(copy, s, len);
     }
-    if (imk_utf8_valid(copy, len) != reference(s, len)) {
+    bool want = reference(s, len);
+    if (imk_utf8_valid(copy, len) != want) {
+        abort();
+    }
+    /* The WebSocket layer's streaming check, fed in two pieces cut at len / 3, agrees. */
+    uint32_t state = 0;
+    size_t cut = len / 3;
+    bool fed = imk_wsframe_utf8_feed(&state, (const uint8_t *)copy, cut) &&
+               imk_wsframe_utf8_feed(&state, (const uint8_t *)copy + cut, len - cut) && state == 0;
+    if (fed != want) {
         abort();
     }
     free(copy);

@@ -78,3 +78,13 @@ int imk_partition(const char *id, size_t len, int partitions)
     }
     return partitions > 0 ? (int)(h % (uint32_t)partitions) : 0;
 }
+
+int imk_key_metrics_worker(char *out, size_t outlen, const char *prefix, const char *worker)
+{
+    return format_result(snprintf(out, outlen, "%smetrics:worker:%s", prefix, worker), outlen);
+}
+
+int imk_key_metrics_workers(char *out, size_t outlen, const char *prefix)
+{
+    return format_result(snprintf(out, outlen, "%smetrics:workers", prefix), outlen);
+}

@@ -376,18 +376,3 @@ int imk_metrics_merge(const char *const *texts, const size_t *lens, size_t n, im
     free(f.v);
     return rc;
 }
-
-static int format_result(int n, size_t outlen)
-{
-    return (n < 0 || (size_t)n >= outlen) ? IMK_ETOOBIG : n;
-}
-
-int imk_metrics_key_worker(char *out, size_t outlen, const char *prefix, const char *worker)
-{
-    return format_result(snprintf(out, outlen, "%smetrics:worker:%s", prefix, worker), outlen);
-}
-
-int imk_metrics_key_workers(char *out, size_t outlen, const char *prefix)
-{
-    return format_result(snprintf(out, outlen, "%smetrics:workers", prefix), outlen);
-}

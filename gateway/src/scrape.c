@@ -26,7 +26,6 @@
 #define SCRAPE_TIMEOUT_MS 1000
 #define WORKERS_MAX 1024          /* workers read per scrape */
 #define WORKER_TEXT_MAX (1 << 20) /* bytes of one worker's exposition */
-#define GROUP "workers"           /* the job streams' consumer group (worker/src/consumer.c) */
 
 struct scrape {
     imk_gateway_t *gw;
@@ -346,7 +345,7 @@ static void on_worker_text(struct redisReply *reply, void *arg)
         sc->missing = true;
     } else if (reply->type == REDIS_REPLY_NIL) {
         char set[IMK_KEY_MAX];
-        imk_metrics_key_workers(set, sizeof(set), sc->gw->cfg->redis_prefix);
+        imk_key_metrics_workers(set, sizeof(set), sc->gw->cfg->redis_prefix);
         const char *argv[] = {"SREM", set, r->worker};
         size_t lens[] = {4, strlen(set), strlen(r->worker)};
         imk_link_command(sc->gw->link, set, NULL, NULL, 3, argv, lens);
@@ -383,7 +382,7 @@ static void on_workers(struct redisReply *reply, void *arg)
             continue;
         }
         char key[IMK_KEY_MAX];
-        if (imk_metrics_key_worker(key, sizeof(key), sc->gw->cfg->redis_prefix, r->worker) < 0) {
+        if (imk_key_metrics_worker(key, sizeof(key), sc->gw->cfg->redis_prefix, r->worker) < 0) {
             free(r);
             continue;
         }
@@ -413,7 +412,7 @@ static void on_groups(struct redisReply *reply, void *arg)
                 continue;
             }
             if (strcmp(name->str, "name") == 0 && v->type == REDIS_REPLY_STRING) {
-                ours = strcmp(v->str, GROUP) == 0;
+                ours = strcmp(v->str, IMK_JOBS_GROUP) == 0;
             } else if (strcmp(name->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER) {
                 pending = v->integer;
             } else if (strcmp(name->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER) {
@@ -476,7 +475,7 @@ static int start_reads(struct scrape *sc)
 
     char key[IMK_KEY_MAX];
     sc->outstanding = 1; /* held while sending, so no reply can finish the scrape early */
-    imk_metrics_key_workers(key, sizeof(key), gw->cfg->redis_prefix);
+    imk_key_metrics_workers(key, sizeof(key), gw->cfg->redis_prefix);
     const char *members[] = {"SMEMBERS", key};
     send_command(sc, key, on_workers, sc, 2, members);
     for (int i = 0; i < partitions; i++) {

@@ -15,6 +15,7 @@
 
 #include "imkit/buf.h"
 #include "imkit/err.h"
+#include "imkit/keys.h"
 #include "imkit/metrics.h"
 
 /* The number on the line of text that starts with prefix (a whole line), or -1. */
@@ -342,13 +343,13 @@ static void test_keys(void **state)
 {
     (void)state;
     char out[64];
-    assert_int_equal(imk_metrics_key_worker(out, sizeof(out), "imkit:", "vm-403"), 27);
+    assert_int_equal(imk_key_metrics_worker(out, sizeof(out), "imkit:", "vm-403"), 27);
     assert_string_equal(out, "imkit:metrics:worker:vm-403");
-    assert_int_equal(imk_metrics_key_workers(out, sizeof(out), "p:"), 17);
+    assert_int_equal(imk_key_metrics_workers(out, sizeof(out), "p:"), 17);
     assert_string_equal(out, "p:metrics:workers");
-    assert_int_equal(imk_metrics_key_worker(out, 10, "imkit:", "vm-403"), IMK_ETOOBIG);
+    assert_int_equal(imk_key_metrics_worker(out, 10, "imkit:", "vm-403"), IMK_ETOOBIG);
     assert_int_equal(strlen(out), 9);
-    assert_int_equal(imk_metrics_key_workers(out, 17, "p:"), IMK_ETOOBIG);
+    assert_int_equal(imk_key_metrics_workers(out, 17, "p:"), IMK_ETOOBIG);
 }
 
 int main(void)

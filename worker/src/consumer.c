@@ -20,7 +20,6 @@
 #include <sys/time.h>
 #include <time.h>
 
-#define GROUP "workers"
 #define TRIM_EVERY_MS 10000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -150,7 +149,7 @@ static int connect_redis(imk_consumer_t *c)
     for (int i = 0; i < c->nstreams; i++) {
         /* From 0, not $: jobs written before the first worker ever started are kept. */
         redisReply *r =
-            redisCommand(c->redis, "XGROUP CREATE %s " GROUP " 0 MKSTREAM", c->streams[i]);
+            redisCommand(c->redis, "XGROUP CREATE %s " IMK_JOBS_GROUP " 0 MKSTREAM", c->streams[i]);
         if (command_ok(c, "xgroup_create", r) != 0) {
             return IMK_EREDIS;
         }
@@ -259,8 +258,8 @@ static int append_effects(imk_consumer_t *c, const struct batch_job *bj)
 
 static int delivery_count(imk_consumer_t *c, const struct batch_job *bj)
 {
-    redisReply *r =
-        redisCommand(c->redis, "XPENDING %s " GROUP " %s %s 1", bj->stream, bj->id, bj->id);
+    redisReply *r = redisCommand(c->redis, "XPENDING %s " IMK_JOBS_GROUP " %s %s 1", bj->stream,
+                                 bj->id, bj->id);
     int count = 0;
     if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
         r->element[0]->elements == 4) {
@@ -375,7 +374,7 @@ static int append_ack(imk_consumer_t *c, const struct batch_job *jobs, size_t n)
             if (argc == 0) {
                 argv[argc++] = "XACK";
                 argv[argc++] = jobs[i].stream;
-                argv[argc++] = GROUP;
+                argv[argc++] = IMK_JOBS_GROUP;
             }
             argv[argc++] = jobs[i].id;
         }
@@ -490,9 +489,9 @@ static int apply_entries(imk_consumer_t *c, const char *stream, const redisReply
 static int claim_idle(imk_consumer_t *c)
 {
     for (int i = 0; i < c->nstreams; i++) {
-        redisReply *r =
-            redisCommand(c->redis, "XAUTOCLAIM %s " GROUP " %s %d 0-0 COUNT %d", c->streams[i],
-                         c->name, c->cfg->worker_claim_idle_ms, c->cfg->worker_batch);
+        redisReply *r = redisCommand(
+            c->redis, "XAUTOCLAIM %s " IMK_JOBS_GROUP " %s %d 0-0 COUNT %d", c->streams[i], c->name,
+            c->cfg->worker_claim_idle_ms, c->cfg->worker_batch);
         if (r == NULL) {
             return IMK_EREDIS;
         }
@@ -515,7 +514,7 @@ static int claim_idle(imk_consumer_t *c)
  * A consumer with pending jobs stays until XAUTOCLAIM has moved them. */
 static int remove_dead_consumers(imk_consumer_t *c, const char *stream)
 {
-    redisReply *r = redisCommand(c->redis, "XINFO CONSUMERS %s " GROUP, stream);
+    redisReply *r = redisCommand(c->redis, "XINFO CONSUMERS %s " IMK_JOBS_GROUP, stream);
     if (r == NULL) {
         return IMK_EREDIS;
     }
@@ -537,8 +536,8 @@ static int remove_dead_consumers(imk_consumer_t *c, const char *stream)
         if (name != NULL && strcmp(name, c->name) != 0 && pending == 0 &&
             idle > c->cfg->worker_dead_consumer_ms) {
             IMK_INFO("consumer_removed", "stream=%s consumer=%s idle_ms=%lld", stream, name, idle);
-            freeReplyObject(
-                redisCommand(c->redis, "XGROUP DELCONSUMER %s " GROUP " %s", stream, name));
+            freeReplyObject(redisCommand(c->redis, "XGROUP DELCONSUMER %s " IMK_JOBS_GROUP " %s",
+                                         stream, name));
         }
     }
     freeReplyObject(r);
@@ -551,12 +550,12 @@ static int remove_dead_consumers(imk_consumer_t *c, const char *stream)
 static void leave_group(imk_consumer_t *c)
 {
     for (int i = 0; i < c->nstreams; i++) {
-        redisReply *r =
-            redisCommand(c->redis, "XPENDING %s " GROUP " - + 1 %s", c->streams[i], c->name);
+        redisReply *r = redisCommand(c->redis, "XPENDING %s " IMK_JOBS_GROUP " - + 1 %s",
+                                     c->streams[i], c->name);
         bool idle = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 0;
         freeReplyObject(r);
         if (idle) {
-            freeReplyObject(redisCommand(c->redis, "XGROUP DELCONSUMER %s " GROUP " %s",
+            freeReplyObject(redisCommand(c->redis, "XGROUP DELCONSUMER %s " IMK_JOBS_GROUP " %s",
                                          c->streams[i], c->name));
         }
     }
@@ -568,7 +567,7 @@ static void leave_group(imk_consumer_t *c)
 static int trim_streams(imk_consumer_t *c)
 {
     for (int i = 0; i < c->nstreams; i++) {
-        redisReply *pending = redisCommand(c->redis, "XPENDING %s " GROUP, c->streams[i]);
+        redisReply *pending = redisCommand(c->redis, "XPENDING %s " IMK_JOBS_GROUP, c->streams[i]);
         redisReply *groups = redisCommand(c->redis, "XINFO GROUPS %s", c->streams[i]);
         if (pending == NULL || groups == NULL) {
             freeReplyObject(pending);
@@ -643,7 +642,8 @@ static int read_batch(imk_consumer_t *c)
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", c->cfg->worker_batch);
     snprintf(block, sizeof(block), "%d", c->cfg->worker_block_ms);
-    const char *head[] = {"XREADGROUP", "GROUP", GROUP, c->name, "COUNT", count, "BLOCK", block};
+    const char *head[] = {"XREADGROUP", "GROUP", IMK_JOBS_GROUP, c->name,
+                          "COUNT",      count,   "BLOCK",        block};
     memcpy(argv, head, sizeof(head));
     argv[8] = "STREAMS";
     for (int i = 0; i < c->nstreams; i++) {

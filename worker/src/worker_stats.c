@@ -91,8 +91,8 @@ int imk_worker_stats_append_push(const imk_worker_stats_t *st, struct redisConte
                                  const char *prefix, const char *worker, int ttl_ms)
 {
     char key[IMK_KEY_MAX], set[IMK_KEY_MAX];
-    if (imk_metrics_key_worker(key, sizeof(key), prefix, worker) < 0 ||
-        imk_metrics_key_workers(set, sizeof(set), prefix) < 0) {
+    if (imk_key_metrics_worker(key, sizeof(key), prefix, worker) < 0 ||
+        imk_key_metrics_workers(set, sizeof(set), prefix) < 0) {
         return 0;
     }
     imk_buf_t text = IMK_BUF_INIT;

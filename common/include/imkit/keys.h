@@ -27,6 +27,17 @@ int imk_key_tag(char *out, size_t outlen, const char *id, size_t len);
 /* The set of gateway ids that ever announced themselves (cleaned when they die). */
 int imk_key_gateways(char *out, size_t outlen, const char *prefix);
 
+/* Redis names of the workers' pushed metrics : a hash per
+ * worker, `<prefix>metrics:worker:<name>` with fields `text` (its exposition) and `at` (ms,
+ * the worker's clock), expiring unless renewed; and the set of worker names that pushed,
+ * `<prefix>metrics:workers`, from which readers remove the names whose hash has expired.
+ * Each writes a NUL-terminated name and returns its length, or IMK_ETOOBIG. */
+int imk_key_metrics_worker(char *out, size_t outlen, const char *prefix, const char *worker);
+int imk_key_metrics_workers(char *out, size_t outlen, const char *prefix);
+
+/* The job streams' consumer group. */
+#define IMK_JOBS_GROUP "workers"
+
 /* The job stream partition of a room or client id: FNV-1a of the id mod partitions, so
  * every job about one room lands in one stream. */
 int imk_partition(const char *id, size_t len, int partitions);

@@ -61,12 +61,4 @@ int imk_metrics_process(imk_buf_t *out, const char *labels);
  * Returns 0 or IMK_ENOMEM (out then holds a part). */
 int imk_metrics_merge(const char *const *texts, const size_t *lens, size_t n, imk_buf_t *out);
 
-/* Redis names of the workers' pushed metrics (same contract as imkit/keys.h): a hash per
- * worker, `<prefix>metrics:worker:<name>` with fields `text` (its exposition) and `at` (ms,
- * the worker's clock), expiring unless renewed; and the set of worker names that pushed,
- * `<prefix>metrics:workers`, from which readers remove the names whose hash has expired.
- * Each writes a NUL-terminated name and returns its length, or IMK_ETOOBIG. */
-int imk_metrics_key_worker(char *out, size_t outlen, const char *prefix, const char *worker);
-int imk_metrics_key_workers(char *out, size_t outlen, const char *prefix);
-
 #endif

@@ -50,7 +50,6 @@ struct batch_job {
     int decoded; /* 0 when the envelope or its kind is unusable: dead-letter at once */
     redisReply *result;
     enum imk_job_outcome outcome;
-    bool acked; /* done with: acknowledged at the end of the batch */
 };
 
 static int64_t now_ms(void)
@@ -241,8 +240,9 @@ static int append_answer(imk_consumer_t *c, const imk_job_t *job, const char *st
     return 1;
 }
 
-/* Appends the events and the answer of an applied job; returns the number of commands. */
-static int append_effects(imk_consumer_t *c, const struct batch_job *bj)
+/* Appends the events and the answer of an applied job, adding them to *events and
+ * *answers; returns the number of commands. */
+static int append_effects(imk_consumer_t *c, const struct batch_job *bj, int *events, int *answers)
 {
     const redisReply *r = bj->result;
     int n = 0;
@@ -251,9 +251,11 @@ static int append_effects(imk_consumer_t *c, const struct batch_job *bj)
                            r->element[i + 1]->str, r->element[i + 1]->len);
         n++;
     }
-    n += append_answer(c, &bj->job, r->element[0]->str, r->element[0]->len, r->element[1]->str,
-                       r->element[1]->len);
-    return n;
+    *events += n;
+    int answered = append_answer(c, &bj->job, r->element[0]->str, r->element[0]->len,
+                                 r->element[1]->str, r->element[1]->len);
+    *answers += answered;
+    return n + answered;
 }
 
 static int delivery_count(imk_consumer_t *c, const struct batch_job *bj)
@@ -358,8 +360,13 @@ static void count_jobs(imk_consumer_t *c, const struct batch_job *jobs, size_t n
     c->stats.answers += (uint64_t)answers;
 }
 
-/* Second half of a batch: effects and acknowledgements, or leaving a failed job pending for
- * a retry. Returns 0 or IMK_EREDIS. */
+/* A job of the batch is done with, to be acknowledged: all but a failure left pending for a
+ * retry (and entries that were no job at all). */
+static bool done_with(const struct batch_job *bj)
+{
+    return bj->id != NULL && bj->outcome != IMK_JOB_FAILED;
+}
+
 /* One XACK for every job of the batch that is done with (all of one stream), after their
  * effects in the pipeline. Returns the commands appended (0 or 1). */
 static int append_ack(imk_consumer_t *c, const struct batch_job *jobs, size_t n)
@@ -370,7 +377,7 @@ static int append_ack(imk_consumer_t *c, const struct batch_job *jobs, size_t n)
     }
     int argc = 0;
     for (size_t i = 0; i < n; i++) {
-        if (jobs[i].acked) {
+        if (done_with(&jobs[i])) {
             if (argc == 0) {
                 argv[argc++] = "XACK";
                 argv[argc++] = jobs[i].stream;
@@ -386,6 +393,8 @@ static int append_ack(imk_consumer_t *c, const struct batch_job *jobs, size_t n)
     return argc > 0;
 }
 
+/* Second half of a batch: effects and acknowledgements, or leaving a failed job pending for
+ * a retry. Returns 0 or IMK_EREDIS. */
 static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
 {
     int appended = 0, events = 0, answers = 0;
@@ -401,11 +410,7 @@ static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
             const redisReply *r = bj->result;
             bool ok = r->element[0]->len == 2 && memcmp(r->element[0]->str, "ok", 2) == 0;
             bj->outcome = ok ? IMK_JOB_OK : IMK_JOB_ERROR;
-            int published = (int)(r->elements - 2) / 2; /* {channel, event} pairs */
-            int effects = append_effects(c, bj);
-            events += published;
-            answers += effects - published;
-            appended += effects;
+            appended += append_effects(c, bj, &events, &answers);
         } else {
             const char *why = bj->result != NULL && bj->result->type == REDIS_REPLY_ERROR
                                   ? bj->result->str
@@ -423,7 +428,6 @@ static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
             bj->outcome = IMK_JOB_DEAD;
             appended += append_dead_letter(c, bj, why);
         }
-        bj->acked = true;
     }
     appended += append_ack(c, jobs, n);
     int rc = 0;

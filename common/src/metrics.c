@@ -76,6 +76,13 @@ int imk_metrics_sample(imk_buf_t *out, const char *name, const char *labels, dou
     return imk_buf_printf(out, "%s{%s} %s\n", name, labels, text);
 }
 
+int imk_metrics_single(imk_buf_t *out, const char *name, const char *type, const char *help,
+                       const char *labels, double value)
+{
+    int rc = imk_metrics_family(out, name, type, help);
+    return rc != 0 ? rc : imk_metrics_sample(out, name, labels, value);
+}
+
 int imk_metrics_hist(imk_buf_t *out, const char *name, const char *labels, const imk_hist_t *h)
 {
     const char *sep = labels != NULL && labels[0] != '\0' ? "," : "";
@@ -206,10 +213,7 @@ int imk_metrics_process(imk_buf_t *out, const char *labels)
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]) && rc == 0; i++) {
-        rc = imk_metrics_family(out, m[i].name, m[i].type, m[i].help);
-        if (rc == 0) {
-            rc = imk_metrics_sample(out, m[i].name, labels, m[i].value);
-        }
+        rc = imk_metrics_single(out, m[i].name, m[i].type, m[i].help, labels, m[i].value);
     }
     return rc;
 }

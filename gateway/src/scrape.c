@@ -58,20 +58,6 @@ static void count_authenticated(const char *key, size_t len, void *value, void *
     *(size_t *)arg += s->authenticated;
 }
 
-static void gauge(imk_buf_t *out, const char *name, const char *help, const char *labels,
-                  double value)
-{
-    imk_metrics_family(out, name, "gauge", help);
-    imk_metrics_sample(out, name, labels, value);
-}
-
-static void counter(imk_buf_t *out, const char *name, const char *help, const char *labels,
-                    double value)
-{
-    imk_metrics_family(out, name, "counter", help);
-    imk_metrics_sample(out, name, labels, value);
-}
-
 /* The request series: one per operation that has been asked for, one per (operation, error
  * code) that happened. */
 static void render_requests(imk_buf_t *out, const imk_stats_t *st, const char *gw_labels)
@@ -126,29 +112,31 @@ static void render_own(imk_gateway_t *gw, imk_buf_t *out)
     const imk_stats_t *st = &gw->stats;
     const imk_link_stats_t *ls = imk_link_stats(gw->link);
 
-    gauge(out, "imkit_gateway_connections", "open connections on the public listener", l,
-          (double)imk_admission_count(gw->admission));
-    gauge(out, "imkit_gateway_sessions", "WebSocket sessions", l,
-          (double)imk_map_size(gw->sessions));
-    gauge(out, "imkit_gateway_sessions_authenticated", "sessions past auth", l,
-          (double)authenticated);
-    gauge(out, "imkit_gateway_pending_requests", "requests waiting for an answer", l,
-          (double)imk_pending_count(gw->pending));
-    gauge(out, "imkit_gateway_redis_up", "1 when both Redis links are up and Redis answers", l,
-          imk_link_healthy(gw->link));
+    imk_metrics_single(out, "imkit_gateway_connections", "gauge",
+                       "open connections on the public listener", l,
+                       (double)imk_admission_count(gw->admission));
+    imk_metrics_single(out, "imkit_gateway_sessions", "gauge", "WebSocket sessions", l,
+                       (double)imk_map_size(gw->sessions));
+    imk_metrics_single(out, "imkit_gateway_sessions_authenticated", "gauge", "sessions past auth",
+                       l, (double)authenticated);
+    imk_metrics_single(out, "imkit_gateway_pending_requests", "gauge",
+                       "requests waiting for an answer", l, (double)imk_pending_count(gw->pending));
+    imk_metrics_single(out, "imkit_gateway_redis_up", "gauge",
+                       "1 when every Redis master is connected and answers", l,
+                       imk_link_healthy(gw->link));
     render_requests(out, st, l);
-    counter(out, "imkit_gateway_rate_limited_total", "requests refused rate_limited", l,
-            (double)st->rate_limited);
-    counter(out, "imkit_gateway_deliveries_total", "event frames written to sessions", l,
-            (double)st->deliveries);
-    counter(out, "imkit_gateway_admin_requests_total", "admin API requests", l,
-            (double)st->admin_requests);
+    imk_metrics_single(out, "imkit_gateway_rate_limited_total", "counter",
+                       "requests refused rate_limited", l, (double)st->rate_limited);
+    imk_metrics_single(out, "imkit_gateway_deliveries_total", "counter",
+                       "event frames written to sessions", l, (double)st->deliveries);
+    imk_metrics_single(out, "imkit_gateway_admin_requests_total", "counter", "admin API requests",
+                       l, (double)st->admin_requests);
     imk_metrics_family(out, "imkit_gateway_redis_roundtrip_seconds", "histogram",
                        "from a command sent to Redis to its reply, command link");
     imk_metrics_hist(out, "imkit_gateway_redis_roundtrip_seconds", l, &ls->roundtrip);
-    counter(out, "imkit_gateway_redis_errors_total",
-            "Redis commands refused (link down), answered with an error, or lost", l,
-            (double)ls->errors);
+    imk_metrics_single(out, "imkit_gateway_redis_errors_total", "counter",
+                       "Redis commands refused (link down), answered with an error, or lost", l,
+                       (double)ls->errors);
     imk_metrics_family(out, "imkit_gateway_redis_reconnects_total", "counter",
                        "Redis connections made again after a link was lost, by link");
     imk_buf_append_str(&link_labels, l);
@@ -208,7 +196,8 @@ static void render_streams(const struct scrape *sc, imk_buf_t *out)
         }
     }
     if (sc->dead >= 0) {
-        gauge(out, "imkit_jobs_dead", "jobs in the dead-letter stream", "", (double)sc->dead);
+        imk_metrics_single(out, "imkit_jobs_dead", "gauge", "jobs in the dead-letter stream", "",
+                           (double)sc->dead);
     }
     imk_buf_deinit(&labels);
 }
@@ -230,9 +219,10 @@ static void answer(struct scrape *sc, bool redis_up)
     imk_buf_t up = IMK_BUF_INIT, streams = IMK_BUF_INIT, merged = IMK_BUF_INIT;
     imk_buf_t labels = IMK_BUF_INIT;
     imk_metrics_label(&labels, "gateway", sc->gw->id);
-    gauge(&up, "imkit_redis_up",
-          "1 when this scrape read the workers' metrics and the job streams from Redis in time",
-          labels.data, redis_up);
+    imk_metrics_single(
+        &up, "imkit_redis_up", "gauge",
+        "1 when this scrape read the workers' metrics and the job streams from Redis in time",
+        labels.data, redis_up);
     size_t n = 0, max = 3 + sc->nworkers;
     const char **texts = calloc(max, sizeof(*texts));
     size_t *lens = calloc(max, sizeof(*lens));

@@ -158,6 +158,9 @@ static void test_sample_format(void **state)
     imk_buf_reset(&out);
     assert_int_equal(imk_metrics_family(&out, "m_total", "counter", "things done"), 0);
     assert_string_equal(out.data, "# HELP m_total things done\n# TYPE m_total counter\n");
+    imk_buf_reset(&out);
+    assert_int_equal(imk_metrics_single(&out, "g", "gauge", "a level", "k=\"v\"", 7), 0);
+    assert_string_equal(out.data, "# HELP g a level\n# TYPE g gauge\ng{k=\"v\"} 7\n");
     imk_buf_deinit(&out);
 }
 

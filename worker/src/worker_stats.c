@@ -40,13 +40,6 @@ void imk_worker_stats_job(imk_worker_stats_t *st, const char *kind, size_t len,
     st->kinds[i].jobs[outcome]++;
 }
 
-static void counter(imk_buf_t *out, const char *name, const char *help, const char *labels,
-                    uint64_t value)
-{
-    imk_metrics_family(out, name, "counter", help);
-    imk_metrics_sample(out, name, labels, (double)value);
-}
-
 void imk_worker_stats_render(const imk_worker_stats_t *st, const char *worker, imk_buf_t *out)
 {
     imk_buf_t labels = IMK_BUF_INIT, job_labels = IMK_BUF_INIT;
@@ -72,16 +65,19 @@ void imk_worker_stats_render(const imk_worker_stats_t *st, const char *worker, i
     imk_metrics_family(out, "imkit_worker_function_duration_seconds", "histogram",
                        "one Function call, as its share of its batch's pipelined calls");
     imk_metrics_hist(out, "imkit_worker_function_duration_seconds", l, &st->function_duration);
-    counter(out, "imkit_worker_batches_total", "job batches applied", l, st->batches);
-    counter(out, "imkit_worker_jobs_claimed_total", "jobs claimed from other consumers", l,
-            st->claimed);
-    counter(out, "imkit_worker_events_published_total", "events published", l, st->events);
-    counter(out, "imkit_worker_answers_published_total", "answers published to gateways", l,
-            st->answers);
-    counter(out, "imkit_worker_redis_errors_total",
-            "Redis connections failed or lost, metrics pushes refused", l, st->redis_errors);
-    counter(out, "imkit_worker_redis_reconnects_total", "Redis connections made again", l,
-            st->reconnects);
+    imk_metrics_single(out, "imkit_worker_batches_total", "counter", "job batches applied", l,
+                       st->batches);
+    imk_metrics_single(out, "imkit_worker_jobs_claimed_total", "counter",
+                       "jobs claimed from other consumers", l, st->claimed);
+    imk_metrics_single(out, "imkit_worker_events_published_total", "counter", "events published", l,
+                       st->events);
+    imk_metrics_single(out, "imkit_worker_answers_published_total", "counter",
+                       "answers published to gateways", l, st->answers);
+    imk_metrics_single(out, "imkit_worker_redis_errors_total", "counter",
+                       "Redis connections failed or lost, metrics pushes refused", l,
+                       st->redis_errors);
+    imk_metrics_single(out, "imkit_worker_redis_reconnects_total", "counter",
+                       "Redis connections made again", l, st->reconnects);
     imk_metrics_process(out, l);
     imk_buf_deinit(&job_labels);
     imk_buf_deinit(&labels);

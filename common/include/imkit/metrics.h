@@ -41,6 +41,9 @@ int imk_metrics_family(imk_buf_t *out, const char *name, const char *type, const
 /* One sample line. Integers print without a fraction; NaN and infinities as Prometheus does. */
 int imk_metrics_sample(imk_buf_t *out, const char *name, const char *labels, double value);
 /* The _bucket (cumulative, one per bound and +Inf), _sum and _count lines of h. */
+/* A family with one sample: imk_metrics_family, then imk_metrics_sample. */
+int imk_metrics_single(imk_buf_t *out, const char *name, const char *type, const char *help,
+                       const char *labels, double value);
 int imk_metrics_hist(imk_buf_t *out, const char *name, const char *labels, const imk_hist_t *h);
 /* Appends `key="value"` to a label list, after a comma when the list is not empty; value is
  * escaped (backslash, double quote, newline). */

@@ -350,6 +350,9 @@ static void on_worker_text(struct redisReply *reply, void *arg)
                 sc->nworkers++;
             }
         }
+    } else {
+        IMK_WARN("worker_metrics_skipped", "worker=%s bytes=%zu max=%d", r->worker,
+                 reply->type == REDIS_REPLY_STRING ? reply->len : 0, WORKER_TEXT_MAX);
     }
     free(r);
     done(sc);

@@ -327,6 +327,22 @@ test('a killed worker\'s metrics disappear once its hash expires; the others sta
     await waitFor(async () => workerNames(parse((await scrape(0)).text)).includes(consumerName(0)), 5000, 'the new worker in the scrape');
 });
 
+test('a worker exposition over 1 MiB is left out of the scrape, with a log line', async () => {
+    const key = `${cluster.prefix}metrics:worker:huge`;
+    await cluster.redis('EVAL', "redis.call('HSET', KEYS[1], 'text', '# HELP imkit_huge x\\n' .. string.rep('x', 1048576)) redis.call('PEXPIRE', KEYS[1], 60000)", 1, key);
+    await cluster.redis('SADD', `${cluster.prefix}metrics:workers`, 'huge');
+    try {
+        const r = await scrape(0);
+        assert.equal(r.status, 200);
+        assert.ok(!r.text.includes('imkit_huge'), 'the oversized exposition is not served');
+        assert.ok(workerNames(parse(r.text)).length >= 1, 'the real workers still are');
+        await waitFor(() => fs.readFileSync(cluster.gateways[0].proc.logFile, 'utf8').includes('event=worker_metrics_skipped worker=huge'), 2000, 'worker_metrics_skipped in the log');
+    } finally {
+        await cluster.redis('DEL', key);
+        await cluster.redis('SREM', `${cluster.prefix}metrics:workers`, 'huge');
+    }
+});
+
 test('GET /metrics answers within a second or so with imkit_redis_up 0 while Redis is paused', async () => {
     const redisProc = cluster.redisProc.child;
     redisProc.kill('SIGSTOP');

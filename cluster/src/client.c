@@ -12,6 +12,7 @@
 #include <time.h>
 
 #define MAX_REDIRECTS 5
+#define RESEND (-2) /* entry.master of a redirected pipeline command, sent again alone */
 
 /* A queued pipeline command: its slot, the master it was written to (-1: none, its reply
  * is NULL), and a copy of its arguments for a re-send after a redirect. */
@@ -37,6 +38,8 @@ struct imk_cluster_client {
     struct timeval timeout;
     char *user;     /* NULL: AUTH <password> */
     char *password; /* NULL: no AUTH */
+    int db;         /* SELECT after AUTH when not 0 (a single node only) */
+    bool single;    /* one plain Redis: its map is fixed, never read from CLUSTER SLOTS */
     bool loaded;    /* map was loaded once */
     bool stale;     /* reload map before the next routing decision */
     imk_cluster_map_t map;
@@ -73,6 +76,17 @@ static int authenticate(const imk_cluster_client_t *c, redisContext *ctx)
     return rc;
 }
 
+static int select_db(const imk_cluster_client_t *c, redisContext *ctx)
+{
+    if (c->db == 0) {
+        return 0;
+    }
+    redisReply *r = redisCommand(ctx, "SELECT %d", c->db);
+    int rc = r != NULL && r->type != REDIS_REPLY_ERROR ? 0 : IMK_EREDIS;
+    freeReplyObject(r);
+    return rc;
+}
+
 /* A new authenticated connection to a, or NULL. Caller frees with redisFree. */
 static redisContext *connect_to(const imk_cluster_client_t *c, const imk_cluster_addr_t *a)
 {
@@ -81,11 +95,17 @@ static redisContext *connect_to(const imk_cluster_client_t *c, const imk_cluster
         return NULL;
     }
     if (ctx->err != 0 || redisSetTimeout(ctx, c->timeout) != REDIS_OK ||
-        authenticate(c, ctx) != 0) {
+        authenticate(c, ctx) != 0 || select_db(c, ctx) != 0) {
         redisFree(ctx);
         return NULL;
     }
     return ctx;
+}
+
+redisContext *imk_cluster_client_connect(const imk_cluster_client_t *c,
+                                         const imk_cluster_addr_t *addr)
+{
+    return connect_to(c, addr);
 }
 
 /* Master i's connection, made when missing; a broken one is replaced (the map marked
@@ -150,6 +170,10 @@ int imk_cluster_client_refresh(imk_cluster_client_t *c)
     if (c->queued > 0) {
         return IMK_EINVAL;
     }
+    if (c->single) {
+        c->stale = false; /* nothing to read: the node owns every slot */
+        return 0;
+    }
     int rc = IMK_EREDIS;
     for (int i = 0; rc != 0 && i < c->map.n; i++) {
         redisContext *ctx = master_conn(c, i);
@@ -195,6 +219,20 @@ redisContext *imk_cluster_client_node(imk_cluster_client_t *c, uint16_t slot)
         return NULL;
     }
     return master_conn(c, i);
+}
+
+int imk_cluster_client_owner(imk_cluster_client_t *c, uint16_t slot, imk_cluster_addr_t *out)
+{
+    if (slot >= IMK_CLUSTER_SLOTS || ensure_map(c) != 0) {
+        return IMK_EREDIS;
+    }
+    int i = c->map.owner[slot];
+    if (i < 0) {
+        c->stale = true;
+        return IMK_EREDIS;
+    }
+    *out = c->map.masters[i];
+    return 0;
 }
 
 int imk_cluster_client_masters(imk_cluster_client_t *c, redisContext **out, int max)
@@ -451,31 +489,63 @@ static bool is_redirect(const redisReply *r, imk_cluster_redirect_t *rd)
            imk_cluster_parse_redirect(r->str, r->len, rd) == 0;
 }
 
+/* Reads every queued command's reply, follows redirects, and hands each final reply (or
+ * NULL) to each(arg, k, reply) in append order, then empties the pipeline. */
+static void drain(imk_cluster_client_t *c, void (*each)(void *, int, redisReply *), void *arg)
+{
+    int count = c->queued;
+    flush_all(c);
+    imk_cluster_redirect_t rd;
+    for (int k = 0; k < count; k++) {
+        redisReply *r = read_reply(c, &c->queue[k]);
+        if (is_redirect(r, &rd)) {
+            /* sent again below, once every connection is read; MOVED reloads the map once */
+            c->stale = c->stale || rd.kind == IMK_CLUSTER_MOVED;
+            freeReplyObject(r);
+            r = NULL;
+            c->queue[k].master = RESEND;
+        } else {
+            each(arg, k, r);
+        }
+    }
+    c->queued = 0; /* every connection is read: re-sends and reloads may go ahead */
+    for (int k = 0; k < count; k++) {
+        struct entry *e = &c->queue[k];
+        if (e->master == RESEND) {
+            each(arg, k,
+                 imk_cluster_client_command(c, e->slot, e->argc, (const char **)e->argv, e->lens));
+        }
+        free(e->argv);
+    }
+}
+
+static void keep_reply(void *arg, int k, redisReply *r)
+{
+    ((redisReply **)arg)[k] = r;
+}
+
 int imk_cluster_client_collect(imk_cluster_client_t *c, redisReply **replies, int n)
 {
     int count = c->queued;
     if (n < count) {
         return IMK_EINVAL;
     }
-    flush_all(c);
-    imk_cluster_redirect_t rd;
-    for (int k = 0; k < count; k++) {
-        replies[k] = read_reply(c, &c->queue[k]);
-        if (is_redirect(replies[k], &rd) && rd.kind == IMK_CLUSTER_MOVED) {
-            c->stale = true; /* reloaded once, by the first re-send below */
-        }
-    }
-    c->queued = 0; /* every connection is read: re-sends and reloads may go ahead */
-    for (int k = 0; k < count; k++) {
-        struct entry *e = &c->queue[k];
-        if (is_redirect(replies[k], &rd)) {
-            freeReplyObject(replies[k]);
-            replies[k] =
-                imk_cluster_client_command(c, e->slot, e->argc, (const char **)e->argv, e->lens);
-        }
-        free(e->argv);
-    }
+    drain(c, keep_reply, replies);
     return count;
+}
+
+static void count_missing(void *arg, int k, redisReply *r)
+{
+    (void)k;
+    *(int *)arg += r == NULL;
+    freeReplyObject(r);
+}
+
+int imk_cluster_client_flush(imk_cluster_client_t *c)
+{
+    int missing = 0;
+    drain(c, count_missing, &missing);
+    return missing;
 }
 
 /* ---- lifetime -------------------------------------------------------------------------- */
@@ -516,6 +586,23 @@ imk_cluster_client_t *imk_cluster_client_create(const imk_cluster_addr_t *seeds,
     c->timeout.tv_sec = timeout_ms / 1000;
     c->timeout.tv_usec = (timeout_ms % 1000) * 1000;
     memset(c->map.owner, 0xff, sizeof(c->map.owner)); /* -1: nothing known */
+    return c;
+}
+
+imk_cluster_client_t *imk_cluster_client_create_single(const imk_cluster_addr_t *node,
+                                                       int timeout_ms, const char *user,
+                                                       const char *password, int db)
+{
+    imk_cluster_client_t *c = imk_cluster_client_create(node, 1, timeout_ms, user, password);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->single = true;
+    c->db = db;
+    c->map.n = 1;
+    c->map.masters[0] = *node;
+    memset(c->map.owner, 0, sizeof(c->map.owner));
+    c->loaded = true;
     return c;
 }
 

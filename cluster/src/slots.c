@@ -5,6 +5,7 @@
 #include "imkit/text.h"
 
 #include <hiredis/hiredis.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- slots ----------------------------------------------------------------------------- */
@@ -119,6 +120,17 @@ int imk_cluster_parse_seeds(const char *text, imk_cluster_addr_t *out, int max)
         }
         p = comma + 1;
     }
+}
+
+int imk_cluster_check_seeds(const char *text, char *err, size_t errlen)
+{
+    imk_cluster_addr_t seeds[IMK_CLUSTER_SEEDS_MAX];
+    if (text[0] == '\0' || imk_cluster_parse_seeds(text, seeds, IMK_CLUSTER_SEEDS_MAX) > 0) {
+        return 0;
+    }
+    snprintf(err, errlen, "redis.cluster: expected host:port,host:port,... (at most %d)",
+             IMK_CLUSTER_SEEDS_MAX);
+    return IMK_EINVAL;
 }
 
 /* ---- redirects ------------------------------------------------------------------------- */

@@ -494,8 +494,8 @@ void imk_fanout_on_subscribed(imk_fanout_t *f, const char *channel, size_t chann
     imk_mp_int(&mp, g->after_seq);
     imk_mp_cstr(&mp, "limit");
     imk_mp_int(&mp, 100);
-    /* As the system (from ""): the joined client's membership is a fact already. */ char
-        route[IMK_LINK_ROUTE_MAX];
+    /* As the system (from ""): the joined client's membership is a fact already. */
+    char route[IMK_LINK_ROUTE_MAX];
     imk_key_tag(route, sizeof(route), cu->room, strlen(cu->room));
     const char *argv[] = {"FCALL_RO", "imkit_msg_history", "1", route, f->gw->cfg->redis_prefix, "",
                           args.data};

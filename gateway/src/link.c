@@ -49,7 +49,7 @@ struct imk_link {
     const imk_config_t *cfg;
     imk_redis_url_t url;
     bool cluster;
-    imk_cluster_addr_t seeds[IMK_LINK_SEEDS_MAX];
+    imk_cluster_addr_t seeds[IMK_CLUSTER_SEEDS_MAX];
     int n_seeds;
     struct node **nodes; /* every node we speak to */
     size_t n_nodes;
@@ -595,7 +595,7 @@ imk_link_t *imk_link_create(struct event_base *base, const imk_config_t *cfg,
     }
     if (link->cluster) {
         link->n_seeds =
-            imk_cluster_parse_seeds(cfg->redis_cluster, link->seeds, IMK_LINK_SEEDS_MAX);
+            imk_cluster_parse_seeds(cfg->redis_cluster, link->seeds, IMK_CLUSTER_SEEDS_MAX);
         if (link->n_seeds < 0) {
             imk_link_destroy(link);
             return NULL;

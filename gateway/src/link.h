@@ -62,7 +62,6 @@ typedef struct imk_link_stats {
 const imk_link_stats_t *imk_link_stats(const imk_link_t *link);
 
 #define IMK_LINK_ROUTE_MAX 320 /* a route: a key name, or "{<id>}" */
-#define IMK_LINK_SEEDS_MAX 32  /* redis.cluster: seed nodes */
 
 /* Sends a command; fn may be NULL when the reply does not matter. route (NUL-terminated)
  * is the key the command acts on, or any name with that key's hash tag ("{<room id>}" for a

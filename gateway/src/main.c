@@ -205,12 +205,8 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     imk_log_setup(cfg.log_level, cfg.log_format, "imkit-gateway");
-    imk_cluster_addr_t seeds[IMK_LINK_SEEDS_MAX];
-    if (cfg.redis_cluster[0] != '\0' &&
-        imk_cluster_parse_seeds(cfg.redis_cluster, seeds, IMK_LINK_SEEDS_MAX) < 0) {
-        fprintf(stderr,
-                "imkit-gateway: redis.cluster: expected host:port,host:port,... (at most %d)\n",
-                IMK_LINK_SEEDS_MAX);
+    if (imk_cluster_check_seeds(cfg.redis_cluster, err, sizeof(err)) != 0) {
+        fprintf(stderr, "imkit-gateway: %s\n", err);
         imk_config_deinit(&cfg);
         return 2;
     }

@@ -427,7 +427,6 @@ static int build_msg_history(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *o
                              imk_op_route_t *route, imk_op_error_t *err)
 {
     (void)ctx;
-    (void)route;
     const char *room;
     int64_t before = 0, after = 0, limit;
     bool has_before, has_after;
@@ -450,6 +449,7 @@ static int build_msg_history(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *o
     if (has_after) {
         args_int(&a, "after", after);
     }
+    route->partition = room; /* the room's slot: on a cluster, the query runs there */
     return args_finish(&a, out, err);
 }
 

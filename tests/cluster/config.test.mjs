@@ -1,6 +1,6 @@
 // redis.cluster at start-up, with no Redis at all: a malformed seed list or too many seeds
-// stop the gateway at once with status 2 (before any process is forked), and the worker
-// refuses cluster mode with status 2 rather than run on redis.url beside clustered gateways.
+// stop the gateway and the worker at once with status 2 (the gateway before any process is
+// forked), and the worker refuses the events feed on a cluster, which it cannot write yet.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,8 +30,17 @@ test('the gateway takes at most 32 seeds', () => {
     assert.match(r.stderr, /at most 32/);
 });
 
-test('the worker refuses redis.cluster with status 2', () => {
-    const r = run('imkit-worker', '127.0.0.1:7000');
+test('the worker refuses a malformed redis.cluster or too many seeds with status 2', () => {
+    const seeds = (n) => Array.from({ length: n }, (_, i) => `127.0.0.1:${7000 + i}`).join(',');
+    for (const bad of ['nohost', '127.0.0.1:0', '127.0.0.1:7000,,127.0.0.1:7001', seeds(33)]) {
+        const r = run('imkit-worker', bad);
+        assert.deepEqual([r.status, r.signal], [2, null], `${bad}: ${r.stderr}`);
+        assert.match(r.stderr, /redis\.cluster: expected host:port,host:port,\.\.\. \(at most 32\)/, bad);
+    }
+});
+
+test('the worker refuses the events feed on a cluster with status 2', () => {
+    const r = run('imkit-worker', '127.0.0.1:7000', ['--set', 'events.retention_s=3600']);
     assert.deepEqual([r.status, r.signal], [2, null], r.stderr);
-    assert.match(r.stderr, /does not run on a Redis Cluster yet/);
+    assert.match(r.stderr, /events\.retention_s: the events feed and webhooks do not run on a Redis Cluster yet/);
 });

@@ -129,6 +129,26 @@ static int redirect(const char *text, imk_cluster_redirect_t *r)
     return imk_cluster_parse_redirect(text, strlen(text), r);
 }
 
+/* The start-up check both binaries run: empty is one Redis, the limit is the seeds'. */
+static void test_check_seeds(void **state)
+{
+    (void)state;
+    char err[128] = "";
+    assert_int_equal(imk_cluster_check_seeds("", err, sizeof(err)), 0);
+    assert_int_equal(imk_cluster_check_seeds("127.0.0.1:7000, [::1]:7001", err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+    assert_int_equal(imk_cluster_check_seeds("nohost", err, sizeof(err)), IMK_EINVAL);
+    assert_string_equal(err, "redis.cluster: expected host:port,host:port,... (at most 32)");
+    char many[IMK_CLUSTER_SEEDS_MAX * 20 + 32] = "";
+    for (int i = 0; i < IMK_CLUSTER_SEEDS_MAX; i++) {
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s10.0.0.1:%d",
+                 i > 0 ? "," : "", 7000 + i);
+    }
+    assert_int_equal(imk_cluster_check_seeds(many, err, sizeof(err)), 0);
+    strcat(many, ",10.0.0.2:7000");
+    assert_int_equal(imk_cluster_check_seeds(many, err, sizeof(err)), IMK_EINVAL);
+}
+
 static void test_redirects_good(void **state)
 {
     (void)state;
@@ -484,17 +504,12 @@ static void test_map_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_slot_values),
-        cmocka_unit_test(test_slot_hash_tags),
-        cmocka_unit_test(test_seeds_good),
-        cmocka_unit_test(test_seeds_bad),
-        cmocka_unit_test(test_redirects_good),
-        cmocka_unit_test(test_redirects_bad),
-        cmocka_unit_test(test_map_three_masters),
-        cmocka_unit_test(test_map_shapes),
-        cmocka_unit_test(test_map_empty_ip_and_unknown),
-        cmocka_unit_test(test_map_malformed),
-        cmocka_unit_test(test_map_limits),
+        cmocka_unit_test(test_slot_values),   cmocka_unit_test(test_slot_hash_tags),
+        cmocka_unit_test(test_seeds_good),    cmocka_unit_test(test_seeds_bad),
+        cmocka_unit_test(test_check_seeds),   cmocka_unit_test(test_redirects_good),
+        cmocka_unit_test(test_redirects_bad), cmocka_unit_test(test_map_three_masters),
+        cmocka_unit_test(test_map_shapes),    cmocka_unit_test(test_map_empty_ip_and_unknown),
+        cmocka_unit_test(test_map_malformed), cmocka_unit_test(test_map_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

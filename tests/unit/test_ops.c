@@ -896,6 +896,7 @@ static void test_msg_history(void **state)
 
     run(&r, "msg.history", false, "{\"room\":\"r\"}");
     assert_ok(&r);
+    assert_string_equal(r.route.partition, "r"); /* the room's slot, not the client's */
     assert_nargs(&r, 2);
     assert_arg_str(&r, "room", "r");
     assert_arg_int(&r, "limit", 50);

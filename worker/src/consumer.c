@@ -1,10 +1,16 @@
 /* The consumer loop. A batch costs two round trips: every job's FCALL pipelined, then every
- * PUBLISH and XACK pipelined. A job is acknowledged only after its effects and its events are
- * in Redis, so a worker that dies mid-batch leaves its jobs pending for another to claim;
- * the functions are idempotent, so applying a job again changes nothing. Jobs are counted
- * once acknowledged; the metrics push rides ahead of an XREADGROUP in its pipeline. */
+ * PUBLISH and XACK pipelined. A job is acknowledged only after its effects are in Redis (and,
+ * on a single Redis, after its events are published), so a worker that dies mid-batch leaves
+ * its jobs pending for another to claim; the functions are idempotent, so applying a job
+ * again changes nothing. Jobs are counted once acknowledged.
+ *
+ * Every command goes through the routing client (imkit/cluster_client.h): on a single Redis
+ * it is one connection, on a Redis Cluster one per master, each command sent to the master
+ * of its key's slot (a job's FCALL to its home's, an XACK to its stream's). The blocking
+ * reads have connections of their own (readers.h). */
 #include "consumer.h"
 #include "functions.h"
+#include "readers.h"
 #include "worker_stats.h"
 #include "imkit/err.h"
 #include "imkit/ids.h"
@@ -23,19 +29,22 @@
 #define TRIM_EVERY_MS 10000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define MAX_ARGS 16 /* of a command built from strings (run) */
 
 struct imk_consumer {
     const imk_config_t *cfg;
-    imk_redis_url_t url;
     char name[128];
-    redisContext *redis;
+    const char *publish; /* PUBLISH, or SPUBLISH on a cluster (sharded channels) */
+    imk_cluster_client_t *redis;
+    imk_readers_t *readers;
+    bool ready; /* Functions loaded, groups created, readers connected */
     int nstreams;
     char (*streams)[IMK_KEY_MAX];
     char dead[IMK_KEY_MAX];
     int64_t next_claim_ms;
     int64_t next_trim_ms;
     int64_t next_push_ms;
-    bool connected_before;
+    bool ready_before;
     imk_worker_stats_t stats;
 };
 
@@ -50,6 +59,7 @@ struct batch_job {
     int decoded; /* 0 when the envelope or its kind is unusable: dead-letter at once */
     redisReply *result;
     enum imk_job_outcome outcome;
+    const char *dead_why; /* outcome DEAD: the reason the dead letter records */
 };
 
 static int64_t now_ms(void)
@@ -65,6 +75,31 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+static uint16_t slot_of(const char *key)
+{
+    return imk_cluster_slot(key, strlen(key));
+}
+
+/* The routing client for redis.cluster when set, else for redis.url. Commands block up to
+ * worker.block_ms plus 5 s: anything much slower means Redis is gone. */
+static imk_cluster_client_t *create_client(const imk_config_t *cfg)
+{
+    imk_redis_url_t url;
+    if (imk_redis_url_parse(cfg->redis_url, &url) != 0) {
+        return NULL;
+    }
+    int timeout_ms = cfg->worker_block_ms + 5000;
+    const char *password = url.password[0] != '\0' ? url.password : NULL;
+    if (cfg->redis_cluster[0] == '\0') {
+        imk_cluster_addr_t node = {.port = url.port};
+        snprintf(node.host, sizeof(node.host), "%s", url.host);
+        return imk_cluster_client_create_single(&node, timeout_ms, NULL, password, url.db);
+    }
+    imk_cluster_addr_t seeds[IMK_CLUSTER_SEEDS_MAX];
+    int n = imk_cluster_parse_seeds(cfg->redis_cluster, seeds, IMK_CLUSTER_SEEDS_MAX);
+    return n > 0 ? imk_cluster_client_create(seeds, n, timeout_ms, NULL, password) : NULL;
+}
+
 imk_consumer_t *imk_consumer_create(const imk_config_t *cfg, const char *name)
 {
     imk_consumer_t *c = calloc(1, sizeof(*c));
@@ -73,9 +108,12 @@ imk_consumer_t *imk_consumer_create(const imk_config_t *cfg, const char *name)
     }
     c->cfg = cfg;
     snprintf(c->name, sizeof(c->name), "%s", name);
+    bool cluster = cfg->redis_cluster[0] != '\0';
+    c->publish = cluster ? "SPUBLISH" : "PUBLISH";
     c->nstreams = cfg->jobs_partitions;
     c->streams = calloc((size_t)c->nstreams, sizeof(*c->streams));
-    if (c->streams == NULL || imk_redis_url_parse(cfg->redis_url, &c->url) != 0) {
+    c->redis = create_client(cfg);
+    if (c->streams == NULL || c->redis == NULL) {
         imk_consumer_destroy(c);
         return NULL;
     }
@@ -83,6 +121,12 @@ imk_consumer_t *imk_consumer_create(const imk_config_t *cfg, const char *name)
         imk_key_jobs(c->streams[i], IMK_KEY_MAX, cfg->redis_prefix, i);
     }
     imk_key_dead(c->dead, sizeof(c->dead), cfg->redis_prefix);
+    c->readers = imk_readers_create(cfg, c->name, (const char(*)[IMK_KEY_MAX])c->streams,
+                                    c->nstreams, cluster);
+    if (c->readers == NULL) {
+        imk_consumer_destroy(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -91,69 +135,70 @@ void imk_consumer_destroy(imk_consumer_t *c)
     if (c == NULL) {
         return;
     }
-    if (c->redis != NULL) {
-        redisFree(c->redis);
-    }
+    imk_readers_destroy(c->readers);
+    imk_cluster_client_destroy(c->redis);
     free(c->streams);
     free(c);
 }
 
-static void disconnect(imk_consumer_t *c)
+/* Runs one command of NULL-terminated string arguments (at most MAX_ARGS) on the master of
+ * key's slot. NULL when that master could not be reached. */
+static redisReply *run(imk_consumer_t *c, const char *key, const char *const *argv)
 {
-    if (c->redis != NULL) {
-        redisFree(c->redis);
-        c->redis = NULL;
+    size_t lens[MAX_ARGS];
+    int argc = 0;
+    while (argc < MAX_ARGS && argv[argc] != NULL) {
+        lens[argc] = strlen(argv[argc]);
+        argc++;
     }
+    return imk_cluster_client_command(c->redis, slot_of(key), argc, (const char **)argv, lens);
 }
 
-/* Runs one command and checks it did not fail; the reply is freed. */
-static int command_ok(imk_consumer_t *c, const char *what, redisReply *r)
+/* Whether a command's reply is a success; a failure is logged. BUSYGROUP (the
+ * group exists) is a success. Frees r. */
+static bool command_ok(const char *what, redisReply *r)
 {
-    int rc = 0;
-    if (r == NULL) {
-        IMK_WARN("redis_error", "what=%s error=\"%s\"", what, c->redis->errstr);
-        rc = IMK_EREDIS;
-    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0) {
-        IMK_WARN("redis_error", "what=%s error=\"%s\"", what, r->str);
-        rc = IMK_EREDIS;
+    bool ok = r != NULL && (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0);
+    if (!ok) {
+        IMK_WARN("redis_error", "what=%s error=\"%s\"", what,
+                 r != NULL ? r->str : "connection failed");
     }
     freeReplyObject(r);
-    return rc;
+    return ok;
 }
 
-static int connect_redis(imk_consumer_t *c)
+/* Loads the Functions on every master, creates the group of every stream on its master,
+ * and connects the readers. Returns 0 or IMK_EREDIS. */
+static int set_up(imk_consumer_t *c)
 {
-    struct timeval timeout = {2, 0};
-    c->redis = redisConnectWithTimeout(c->url.host, c->url.port, timeout);
-    if (c->redis == NULL || c->redis->err) {
-        IMK_WARN("redis_connect", "host=%s port=%d error=\"%s\"", c->url.host, c->url.port,
-                 c->redis != NULL ? c->redis->errstr : "no memory");
-        disconnect(c);
+    redisContext *masters[IMK_CLUSTER_MAX_MASTERS];
+    int n = imk_cluster_client_masters(c->redis, masters, IMK_CLUSTER_MAX_MASTERS);
+    if (n <= 0) {
+        IMK_WARN("redis_connect", "what=masters error=\"%s\"",
+                 n == 0 ? "no master in the slot map" : "no node answered");
         return IMK_EREDIS;
     }
-    /* Reads block up to worker.block_ms; anything much slower means Redis is gone. */
-    struct timeval rw = {(c->cfg->worker_block_ms + 5000) / 1000, 0};
-    redisSetTimeout(c->redis, rw);
-    if (c->url.password[0] != '\0' &&
-        command_ok(c, "auth", redisCommand(c->redis, "AUTH %s", c->url.password)) != 0) {
-        return IMK_EREDIS;
-    }
-    if (c->url.db != 0 &&
-        command_ok(c, "select", redisCommand(c->redis, "SELECT %d", c->url.db)) != 0) {
-        return IMK_EREDIS;
-    }
-    if (imk_functions_load(c->redis) != 0) {
-        return IMK_EREDIS;
-    }
-    for (int i = 0; i < c->nstreams; i++) {
-        /* From 0, not $: jobs written before the first worker ever started are kept. */
-        redisReply *r =
-            redisCommand(c->redis, "XGROUP CREATE %s " IMK_JOBS_GROUP " 0 MKSTREAM", c->streams[i]);
-        if (command_ok(c, "xgroup_create", r) != 0) {
+    for (int i = 0; i < n; i++) {
+        if (masters[i] == NULL) {
+            IMK_WARN("redis_connect", "what=master index=%d error=\"unreachable\"", i);
+            return IMK_EREDIS;
+        }
+        if (imk_functions_load(masters[i]) != 0) {
             return IMK_EREDIS;
         }
     }
-    IMK_INFO("redis_ready", "consumer=%s streams=%d", c->name, c->nstreams);
+    for (int i = 0; i < c->nstreams; i++) {
+        /* From 0, not $: jobs written before the first worker ever started are kept. */
+        const char *argv[] = {"XGROUP", "CREATE",   c->streams[i], IMK_JOBS_GROUP,
+                              "0",      "MKSTREAM", NULL};
+        if (!command_ok("xgroup_create", run(c, c->streams[i], argv))) {
+            return IMK_EREDIS;
+        }
+    }
+    if (imk_readers_connect(c->readers, c->redis) != 0) {
+        return IMK_EREDIS;
+    }
+    IMK_INFO("redis_ready", "consumer=%s streams=%d masters=%d", c->name, c->nstreams, n);
     return 0;
 }
 
@@ -184,13 +229,34 @@ static void read_entry(struct batch_job *bj, const char *stream, const redisRepl
     bj->decoded = imk_functions_is_command(bj->job.kind.ptr, bj->job.kind.len);
 }
 
-static void append_fcall(imk_consumer_t *c, const struct batch_job *bj)
+/* Queues a command on the master of key's slot (lens NULL: NUL-terminated arguments).
+ * Returns 1 when queued, 0 when it could not be (no memory: what it was for is redone when
+ * the job is claimed again). */
+static int queue(imk_consumer_t *c, uint16_t slot, int argc, const char **argv, const size_t *lens)
+{
+    size_t *own = NULL;
+    if (lens == NULL) {
+        own = malloc((size_t)argc * sizeof(*own));
+        if (own == NULL) {
+            return 0;
+        }
+        for (int i = 0; i < argc; i++) {
+            own[i] = strlen(argv[i]);
+        }
+        lens = own;
+    }
+    int rc = imk_cluster_client_append(c->redis, slot, argc, argv, lens);
+    free(own);
+    return rc >= 0;
+}
+
+static int append_fcall(imk_consumer_t *c, const struct batch_job *bj)
 {
     char fn[64];
     snprintf(fn, sizeof(fn), "%.*s", (int)bj->job.kind.len, bj->job.kind.ptr);
     /* The one declared key is the job's home hash tag, "{<room or client id>}": it names
-     * the slot of the keys the function works on, and of its done record. A job queued
-     * without a home (by an older gateway) declares none. */
+     * the slot of the keys the function works on, and of its done record, and so the master
+     * it runs on. A job queued without a home (by an older gateway) declares none. */
     char home[IMK_ID_MAX + 3];
     int home_len = imk_key_tag(home, sizeof(home), bj->job.home.ptr, bj->job.home.len);
     bool has_home = bj->job.home.len > 0 && home_len > 0;
@@ -214,11 +280,21 @@ static void append_fcall(imk_consumer_t *c, const struct batch_job *bj)
     ARG(bj->job.job_id.ptr, bj->job.job_id.len);
     ARG(events, 1);
 #undef ARG
-    redisAppendCommandArgv(c->redis, n, argv, lens);
+    uint16_t slot = has_home ? imk_cluster_slot(home, (size_t)home_len) : slot_of(bj->stream);
+    return queue(c, slot, n, argv, lens);
+}
+
+/* Queues a PUBLISH (SPUBLISH on a cluster) on the channel's master. Returns 1 or 0. */
+static int append_publish(imk_consumer_t *c, const char *channel, size_t channel_len,
+                          const char *payload, size_t payload_len)
+{
+    const char *argv[] = {c->publish, channel, payload};
+    size_t lens[] = {strlen(c->publish), channel_len, payload_len};
+    return queue(c, imk_cluster_slot(channel, channel_len), 3, argv, lens);
 }
 
 /* Publishes the answer to the gateway waiting for it, if any. Returns 1 when a command was
- * appended. */
+ * queued. */
 static int append_answer(imk_consumer_t *c, const imk_job_t *job, const char *status,
                          size_t status_len, const char *body, size_t body_len)
 {
@@ -235,21 +311,20 @@ static int append_answer(imk_consumer_t *c, const imk_job_t *job, const char *st
     char gw[200];
     snprintf(gw, sizeof(gw), "%.*s", (int)job->gw.len, job->gw.ptr);
     imk_channel_gateway(channel, sizeof(channel), c->cfg->redis_prefix, gw);
-    redisAppendCommand(c->redis, "PUBLISH %s %b", channel, buf.data, buf.len);
+    int n = append_publish(c, channel, strlen(channel), buf.data, buf.len);
     imk_buf_deinit(&buf);
-    return 1;
+    return n;
 }
 
-/* Appends the events and the answer of an applied job, adding them to *events and
+/* Queues the events and the answer of an applied job, adding them to *events and
  * *answers; returns the number of commands. */
 static int append_effects(imk_consumer_t *c, const struct batch_job *bj, int *events, int *answers)
 {
     const redisReply *r = bj->result;
     int n = 0;
     for (size_t i = 2; i + 1 < r->elements; i += 2) {
-        redisAppendCommand(c->redis, "PUBLISH %b %b", r->element[i]->str, r->element[i]->len,
-                           r->element[i + 1]->str, r->element[i + 1]->len);
-        n++;
+        n += append_publish(c, r->element[i]->str, r->element[i]->len, r->element[i + 1]->str,
+                            r->element[i + 1]->len);
     }
     *events += n;
     int answered = append_answer(c, &bj->job, r->element[0]->str, r->element[0]->len,
@@ -258,10 +333,11 @@ static int append_effects(imk_consumer_t *c, const struct batch_job *bj, int *ev
     return n + answered;
 }
 
+/* How many times the job was delivered (its XPENDING entry); 0 when that cannot be read. */
 static int delivery_count(imk_consumer_t *c, const struct batch_job *bj)
 {
-    redisReply *r = redisCommand(c->redis, "XPENDING %s " IMK_JOBS_GROUP " %s %s 1", bj->stream,
-                                 bj->id, bj->id);
+    const char *argv[] = {"XPENDING", bj->stream, IMK_JOBS_GROUP, bj->id, bj->id, "1", NULL};
+    redisReply *r = run(c, bj->stream, argv);
     int count = 0;
     if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
         r->element[0]->elements == 4) {
@@ -270,7 +346,6 @@ static int delivery_count(imk_consumer_t *c, const struct batch_job *bj)
     freeReplyObject(r);
     return count;
 }
-
 /* The job's id for logs (the envelope's job_id, "<gateway answers channel>.<req>", which the
  * gateway's lines name as req=), or "-" when the envelope could not be read. Every line
  * about a job says job=, entry= (its stream entry id) and stream=. */
@@ -297,26 +372,6 @@ static const char *kind_written(const struct batch_job *bj, int *len)
 {
     *len = bj->parsed ? (int)bj->job.kind.len : 1;
     return bj->parsed ? bj->job.kind.ptr : "-";
-}
-
-/* A job that cannot be applied: record it in the dead-letter stream with the reason, tell
- * its requester, and acknowledge it so it never blocks the stream. Returns commands
- * appended. */
-static int append_dead_letter(imk_consumer_t *c, const struct batch_job *bj, const char *why)
-{
-    int kind_len;
-    const char *kind = kind_written(bj, &kind_len);
-    IMK_ERROR("job_dead", "job=%.*s entry=%s stream=%s kind=%.*s error=\"%s\"", job_id_len(bj),
-              job_id(bj), bj->id, bj->stream, kind_len, kind, why);
-    redisAppendCommand(c->redis, "XADD %s * stream %s id %s job %b error %s", c->dead, bj->stream,
-                       bj->id, bj->raw != NULL ? bj->raw : "", bj->raw != NULL ? bj->raw_len : 0,
-                       why);
-    int n = 1;
-    if (bj->decoded || bj->job.kind.len > 0) {
-        static const char msg[] = "the request could not be applied";
-        n += append_answer(c, &bj->job, "internal", 8, msg, sizeof(msg) - 1);
-    }
-    return n;
 }
 
 /* Whether an applied job's reply is a well-formed {status, body, channel, payload...}. */
@@ -367,8 +422,33 @@ static bool done_with(const struct batch_job *bj)
     return bj->id != NULL && bj->outcome != IMK_JOB_FAILED;
 }
 
-/* One XACK for every job of the batch that is done with (all of one stream), after their
- * effects in the pipeline. Returns the commands appended (0 or 1). */
+/* A job that cannot be applied: record it in the dead-letter stream with the reason, tell
+ * its requester, and acknowledge it so it never blocks the stream. Returns commands
+ * queued. */
+static int append_dead_letter(imk_consumer_t *c, const struct batch_job *bj)
+{
+    int kind_len;
+    const char *kind = kind_written(bj, &kind_len);
+    IMK_ERROR("job_dead", "job=%.*s entry=%s stream=%s kind=%.*s error=\"%s\"", job_id_len(bj),
+              job_id(bj), bj->id, bj->stream, kind_len, kind, bj->dead_why);
+    const char *argv[] = {"XADD",   c->dead,     "*",
+                          "stream", bj->stream,  "id",
+                          bj->id,   "job",       bj->raw != NULL ? bj->raw : "",
+                          "error",  bj->dead_why};
+    size_t lens[11];
+    for (int i = 0; i < 11; i++) {
+        lens[i] = i == 8 ? (bj->raw != NULL ? bj->raw_len : 0) : strlen(argv[i]);
+    }
+    int n = queue(c, slot_of(c->dead), 11, argv, lens);
+    if (bj->decoded || bj->job.kind.len > 0) {
+        static const char msg[] = "the request could not be applied";
+        n += append_answer(c, &bj->job, "internal", 8, msg, sizeof(msg) - 1);
+    }
+    return n;
+}
+
+/* One XACK for every job of the batch that is done with (all of one stream), on the
+ * stream's master. Returns the commands queued (0 or 1). */
 static int append_ack(imk_consumer_t *c, const struct batch_job *jobs, size_t n)
 {
     const char **argv = calloc(n + 3, sizeof(*argv));
@@ -386,18 +466,15 @@ static int append_ack(imk_consumer_t *c, const struct batch_job *jobs, size_t n)
             argv[argc++] = jobs[i].id;
         }
     }
-    if (argc > 0) {
-        redisAppendCommandArgv(c->redis, argc, argv, NULL);
-    }
+    int queued = argc > 0 ? queue(c, slot_of(argv[1]), argc, argv, NULL) : 0;
     free(argv);
-    return argc > 0;
+    return queued;
 }
 
-/* Second half of a batch: effects and acknowledgements, or leaving a failed job pending for
- * a retry. Returns 0 or IMK_EREDIS. */
-static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
+/* Decides what becomes of each job of the batch from its function's reply. A failure is
+ * retried (left pending) until worker.max_attempts deliveries, then dead-lettered. */
+static void judge_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
 {
-    int appended = 0, events = 0, answers = 0;
     for (size_t i = 0; i < n; i++) {
         struct batch_job *bj = &jobs[i];
         if (bj->id == NULL) {
@@ -405,42 +482,94 @@ static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
         }
         if (!bj->decoded) {
             bj->outcome = IMK_JOB_DEAD;
-            appended += append_dead_letter(c, bj, "malformed job or unknown kind");
-        } else if (result_ok(bj->result)) {
+            bj->dead_why = "malformed job or unknown kind";
+            continue;
+        }
+        if (result_ok(bj->result)) {
             const redisReply *r = bj->result;
             bool ok = r->element[0]->len == 2 && memcmp(r->element[0]->str, "ok", 2) == 0;
             bj->outcome = ok ? IMK_JOB_OK : IMK_JOB_ERROR;
-            appended += append_effects(c, bj, &events, &answers);
-        } else {
-            const char *why = bj->result != NULL && bj->result->type == REDIS_REPLY_ERROR
-                                  ? bj->result->str
-                                  : "bad function reply";
-            int attempts = delivery_count(c, bj);
-            if (attempts < c->cfg->worker_max_attempts) {
-                int kind_len;
-                const char *kind = kind_written(bj, &kind_len);
-                IMK_WARN(
-                    "job_failed", "job=%.*s entry=%s stream=%s kind=%.*s attempt=%d error=\"%s\"",
-                    job_id_len(bj), job_id(bj), bj->id, bj->stream, kind_len, kind, attempts, why);
-                bj->outcome = IMK_JOB_FAILED;
-                continue; /* stays pending; claimed again after worker.claim_idle_ms */
-            }
+            continue;
+        }
+        const char *why = bj->result != NULL && bj->result->type == REDIS_REPLY_ERROR
+                              ? bj->result->str
+                              : "bad function reply";
+        int attempts = delivery_count(c, bj);
+        if (attempts >= c->cfg->worker_max_attempts) {
             bj->outcome = IMK_JOB_DEAD;
-            appended += append_dead_letter(c, bj, why);
+            bj->dead_why = why;
+            continue;
         }
+        int kind_len;
+        const char *kind = kind_written(bj, &kind_len);
+        IMK_WARN("job_failed", "job=%.*s entry=%s stream=%s kind=%.*s attempt=%d error=\"%s\"",
+                 job_id_len(bj), job_id(bj), bj->id, bj->stream, kind_len, kind, attempts, why);
+        bj->outcome = IMK_JOB_FAILED; /* claimed again after worker.claim_idle_ms */
     }
-    appended += append_ack(c, jobs, n);
-    int rc = 0;
-    for (int i = 0; i < appended; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(c->redis, (void **)&r) != REDIS_OK) {
-            rc = IMK_EREDIS;
-            break;
+}
+
+/* Sends the queued pipeline and reads its replies. Returns 0, or IMK_EREDIS when a node
+ * failed (what it owed may or may not have run: the jobs are applied again when claimed). */
+static int collect_all(imk_consumer_t *c)
+{
+    return imk_cluster_client_flush(c->redis) == 0 ? 0 : IMK_EREDIS;
+}
+
+/* Second half of a batch: effects and acknowledgements, or leaving a failed job pending for
+ * a retry. Returns 0 or IMK_EREDIS. */
+static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
+{
+    judge_batch(c, jobs, n);
+    int queued = 0, events = 0, answers = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct batch_job *bj = &jobs[i];
+        if (bj->id == NULL || bj->outcome == IMK_JOB_FAILED) {
+            continue;
         }
-        freeReplyObject(r);
+        queued += bj->outcome == IMK_JOB_DEAD ? append_dead_letter(c, bj)
+                                              : append_effects(c, bj, &events, &answers);
     }
+    queued += append_ack(c, jobs, n);
+    int rc = queued > 0 ? collect_all(c) : 0;
     if (rc == 0) {
         count_jobs(c, jobs, n, events, answers);
+    }
+    return rc;
+}
+
+/* Runs every decoded job's FCALL in one pipeline (each on its home's master) and keeps each
+ * reply in its job. Returns 0 or IMK_EREDIS when a node failed. */
+static int call_functions(imk_consumer_t *c, struct batch_job *jobs, size_t n)
+{
+    int calls = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].decoded) {
+            calls += append_fcall(c, &jobs[i]);
+        }
+    }
+    if (calls == 0) {
+        return 0;
+    }
+    redisReply **replies = calloc((size_t)calls, sizeof(*replies));
+    if (replies == NULL) {
+        (void)collect_all(c);
+        return IMK_ENOMEM;
+    }
+    int64_t start_us = imk_metrics_now_us();
+    int got = imk_cluster_client_collect(c->redis, replies, calls);
+    int rc = got == calls ? 0 : IMK_EREDIS;
+    for (size_t i = 0, k = 0; i < n && (int)k < got; i++) {
+        if (jobs[i].decoded) {
+            jobs[i].result = replies[k++];
+            rc = jobs[i].result == NULL ? IMK_EREDIS : rc;
+        }
+    }
+    free(replies);
+    if (rc == 0) {
+        /* The calls of one pipeline cannot be timed apart from here: each is observed as an
+         * equal share of the whole, so the sum and count are exact, the buckets approximate. */
+        double seconds = (double)(imk_metrics_now_us() - start_us) / 1e6;
+        imk_hist_observe_n(&c->stats.function_duration, seconds / (double)calls, (uint64_t)calls);
     }
     return rc;
 }
@@ -456,27 +585,10 @@ static int apply_entries(imk_consumer_t *c, const char *stream, const redisReply
     if (jobs == NULL) {
         return IMK_ENOMEM;
     }
-    size_t calls = 0;
-    int64_t start_us = imk_metrics_now_us();
     for (size_t i = 0; i < n; i++) {
         read_entry(&jobs[i], stream, entries->element[i]);
-        if (jobs[i].decoded) {
-            append_fcall(c, &jobs[i]);
-            calls++;
-        }
     }
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (jobs[i].decoded && redisGetReply(c->redis, (void **)&jobs[i].result) != REDIS_OK) {
-            rc = IMK_EREDIS;
-        }
-    }
-    if (rc == 0 && calls > 0) {
-        /* The calls of one pipeline cannot be timed apart from here: each is observed as an
-         * equal share of the whole, so the sum and count are exact, the buckets approximate. */
-        double seconds = (double)(imk_metrics_now_us() - start_us) / 1e6;
-        imk_hist_observe_n(&c->stats.function_duration, seconds / (double)calls, calls);
-    }
+    int rc = call_functions(c, jobs, n);
     if (rc == 0) {
         c->stats.batches++;
         rc = finish_batch(c, jobs, n);
@@ -492,10 +604,13 @@ static int apply_entries(imk_consumer_t *c, const char *stream, const redisReply
  * that died or hangs; whoever claims them applies them again (idempotent). */
 static int claim_idle(imk_consumer_t *c)
 {
+    char idle[16], count[16];
+    snprintf(idle, sizeof(idle), "%d", c->cfg->worker_claim_idle_ms);
+    snprintf(count, sizeof(count), "%d", c->cfg->worker_batch);
     for (int i = 0; i < c->nstreams; i++) {
-        redisReply *r = redisCommand(
-            c->redis, "XAUTOCLAIM %s " IMK_JOBS_GROUP " %s %d 0-0 COUNT %d", c->streams[i], c->name,
-            c->cfg->worker_claim_idle_ms, c->cfg->worker_batch);
+        const char *argv[] = {"XAUTOCLAIM", c->streams[i], IMK_JOBS_GROUP, c->name, idle,
+                              "0-0",        "COUNT",       count,          NULL};
+        redisReply *r = run(c, c->streams[i], argv);
         if (r == NULL) {
             return IMK_EREDIS;
         }
@@ -513,35 +628,42 @@ static int claim_idle(imk_consumer_t *c)
     return 0;
 }
 
+/* The fields name, pending and idle of one XINFO CONSUMERS entry. */
+static void consumer_info(const redisReply *info, const char **name, long long *pending,
+                          long long *idle)
+{
+    for (size_t k = 0; info->type == REDIS_REPLY_ARRAY && k + 1 < info->elements; k += 2) {
+        const char *field = info->element[k]->str;
+        const redisReply *v = info->element[k + 1];
+        if (strcmp(field, "name") == 0) {
+            *name = v->str;
+        } else if (strcmp(field, "pending") == 0) {
+            *pending = v->integer;
+        } else if (strcmp(field, "idle") == 0) {
+            *idle = v->integer;
+        }
+    }
+}
+
 /* Removes from the group the consumers (workers) that have been idle longer than
  * worker.dead_consumer_ms and hold no pending job: workers that stopped or died long ago.
  * A consumer with pending jobs stays until XAUTOCLAIM has moved them. */
 static int remove_dead_consumers(imk_consumer_t *c, const char *stream)
 {
-    redisReply *r = redisCommand(c->redis, "XINFO CONSUMERS %s " IMK_JOBS_GROUP, stream);
+    const char *argv[] = {"XINFO", "CONSUMERS", stream, IMK_JOBS_GROUP, NULL};
+    redisReply *r = run(c, stream, argv);
     if (r == NULL) {
         return IMK_EREDIS;
     }
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const redisReply *info = r->element[i];
         const char *name = NULL;
         long long pending = -1, idle = -1;
-        for (size_t k = 0; info->type == REDIS_REPLY_ARRAY && k + 1 < info->elements; k += 2) {
-            const char *field = info->element[k]->str;
-            const redisReply *v = info->element[k + 1];
-            if (strcmp(field, "name") == 0) {
-                name = v->str;
-            } else if (strcmp(field, "pending") == 0) {
-                pending = v->integer;
-            } else if (strcmp(field, "idle") == 0) {
-                idle = v->integer;
-            }
-        }
+        consumer_info(r->element[i], &name, &pending, &idle);
         if (name != NULL && strcmp(name, c->name) != 0 && pending == 0 &&
             idle > c->cfg->worker_dead_consumer_ms) {
             IMK_INFO("consumer_removed", "stream=%s consumer=%s idle_ms=%lld", stream, name, idle);
-            freeReplyObject(redisCommand(c->redis, "XGROUP DELCONSUMER %s " IMK_JOBS_GROUP " %s",
-                                         stream, name));
+            const char *del[] = {"XGROUP", "DELCONSUMER", stream, IMK_JOBS_GROUP, name, NULL};
+            freeReplyObject(run(c, stream, del));
         }
     }
     freeReplyObject(r);
@@ -554,15 +676,37 @@ static int remove_dead_consumers(imk_consumer_t *c, const char *stream)
 static void leave_group(imk_consumer_t *c)
 {
     for (int i = 0; i < c->nstreams; i++) {
-        redisReply *r = redisCommand(c->redis, "XPENDING %s " IMK_JOBS_GROUP " - + 1 %s",
-                                     c->streams[i], c->name);
+        const char *argv[] = {"XPENDING", c->streams[i], IMK_JOBS_GROUP, "-",
+                              "+",        "1",           c->name,        NULL};
+        redisReply *r = run(c, c->streams[i], argv);
         bool idle = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 0;
         freeReplyObject(r);
         if (idle) {
-            freeReplyObject(redisCommand(c->redis, "XGROUP DELCONSUMER %s " IMK_JOBS_GROUP " %s",
-                                         c->streams[i], c->name));
+            const char *del[] = {"XGROUP",       "DELCONSUMER", c->streams[i],
+                                 IMK_JOBS_GROUP, c->name,       NULL};
+            freeReplyObject(run(c, c->streams[i], del));
         }
     }
+}
+
+/* The oldest id the group may still need: its oldest pending one, else its last delivered
+ * one. NULL when neither could be read. Borrowed from the replies. */
+static const char *oldest_needed(const redisReply *pending, const redisReply *groups)
+{
+    if (pending->type == REDIS_REPLY_ARRAY && pending->elements >= 2 &&
+        pending->element[1]->type == REDIS_REPLY_STRING) {
+        return pending->element[1]->str; /* oldest pending id, never newer than delivered */
+    }
+    const char *id = NULL;
+    if (groups->type == REDIS_REPLY_ARRAY && groups->elements > 0) {
+        const redisReply *g = groups->element[0];
+        for (size_t k = 0; g->type == REDIS_REPLY_ARRAY && k + 1 < g->elements; k += 2) {
+            if (strcmp(g->element[k]->str, "last-delivered-id") == 0) {
+                id = g->element[k + 1]->str;
+            }
+        }
+    }
+    return id;
 }
 
 /* Deletes what the group has acknowledged: everything older than both the oldest pending
@@ -571,113 +715,78 @@ static void leave_group(imk_consumer_t *c)
 static int trim_streams(imk_consumer_t *c)
 {
     for (int i = 0; i < c->nstreams; i++) {
-        redisReply *pending = redisCommand(c->redis, "XPENDING %s " IMK_JOBS_GROUP, c->streams[i]);
-        redisReply *groups = redisCommand(c->redis, "XINFO GROUPS %s", c->streams[i]);
+        const char *stream = c->streams[i];
+        const char *pending_argv[] = {"XPENDING", stream, IMK_JOBS_GROUP, NULL};
+        const char *groups_argv[] = {"XINFO", "GROUPS", stream, NULL};
+        redisReply *pending = run(c, stream, pending_argv);
+        redisReply *groups = run(c, stream, groups_argv);
         if (pending == NULL || groups == NULL) {
             freeReplyObject(pending);
             freeReplyObject(groups);
             return IMK_EREDIS;
         }
-        const char *min_id = NULL;
-        if (groups->type == REDIS_REPLY_ARRAY && groups->elements > 0) {
-            const redisReply *g = groups->element[0];
-            for (size_t k = 0; k + 1 < g->elements; k += 2) {
-                if (strcmp(g->element[k]->str, "last-delivered-id") == 0) {
-                    min_id = g->element[k + 1]->str;
-                }
-            }
-        }
-        if (pending->type == REDIS_REPLY_ARRAY && pending->elements >= 2 &&
-            pending->element[1]->type == REDIS_REPLY_STRING) {
-            min_id = pending->element[1]->str; /* oldest pending id, never newer than delivered */
-        }
+        const char *min_id = oldest_needed(pending, groups);
         if (min_id != NULL) {
-            freeReplyObject(redisCommand(c->redis, "XTRIM %s MINID ~ %s", c->streams[i], min_id));
+            const char *trim[] = {"XTRIM", stream, "MINID", "~", min_id, NULL};
+            freeReplyObject(run(c, stream, trim));
         }
         freeReplyObject(pending);
         freeReplyObject(groups);
-        if (remove_dead_consumers(c, c->streams[i]) != 0) {
+        if (remove_dead_consumers(c, stream) != 0) {
             return IMK_EREDIS;
         }
     }
     return 0;
 }
 
-/* Appends the push of this worker's metrics when it is due (and at once after connecting),
- * ahead of the next command, so that it costs no round trip of its own. Returns the number
- * of replies to read before that command's. */
-static int append_push_if_due(imk_consumer_t *c)
+/* Pushes this worker's metrics when due (and at once after setting up). A refusal (Redis
+ * out of memory) is counted, not fatal. Returns 0 or IMK_EREDIS. */
+static int push_if_due(imk_consumer_t *c, bool now)
 {
-    int64_t now = now_ms();
-    if (now < c->next_push_ms) {
+    int64_t t = now_ms();
+    if (!now && t < c->next_push_ms) {
         return 0;
     }
-    c->next_push_ms = now + c->cfg->metrics_push_ms;
-    return imk_worker_stats_append_push(&c->stats, c->redis, c->cfg->redis_prefix, c->name,
+    c->next_push_ms = t + c->cfg->metrics_push_ms;
+    int refused = imk_worker_stats_push(&c->stats, c->redis, c->cfg->redis_prefix, c->name,
                                         3 * c->cfg->metrics_push_ms);
+    if (refused > 0) {
+        c->stats.redis_errors += (uint64_t)refused;
+        IMK_WARN("metrics_push", "consumer=%s refused=%d", c->name, refused);
+    }
+    return refused == IMK_EREDIS ? IMK_EREDIS : 0;
 }
 
-/* Reads the replies of a push: a refusal (Redis out of memory) is counted, not fatal. Returns
- * 0 or IMK_EREDIS when the connection failed. */
-static int read_push_replies(imk_consumer_t *c, int n)
+/* Applies what one XREADGROUP brought: an array of [stream, entries], or nil when its
+ * BLOCK ran out. An error reply (the reader is closed) means setting up again. */
+static int apply_read(imk_consumer_t *c, const redisReply *r)
 {
-    for (int i = 0; i < n; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(c->redis, (void **)&r) != REDIS_OK) {
-            return IMK_EREDIS;
-        }
-        if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-            c->stats.redis_errors++;
-            IMK_WARN("metrics_push", "consumer=%s error=\"%s\"", c->name, r->str);
-        }
-        freeReplyObject(r);
-    }
-    return 0;
-}
-
-static int read_batch(imk_consumer_t *c)
-{
-    /* XREADGROUP GROUP g name COUNT n BLOCK ms STREAMS s... >... */
-    int argc = 9 + 2 * c->nstreams;
-    const char **argv = calloc((size_t)argc, sizeof(*argv));
-    if (argv == NULL) {
-        return IMK_ENOMEM;
-    }
-    char count[16], block[16];
-    snprintf(count, sizeof(count), "%d", c->cfg->worker_batch);
-    snprintf(block, sizeof(block), "%d", c->cfg->worker_block_ms);
-    const char *head[] = {"XREADGROUP", "GROUP", IMK_JOBS_GROUP, c->name,
-                          "COUNT",      count,   "BLOCK",        block};
-    memcpy(argv, head, sizeof(head));
-    argv[8] = "STREAMS";
-    for (int i = 0; i < c->nstreams; i++) {
-        argv[9 + i] = c->streams[i];
-        argv[9 + c->nstreams + i] = ">";
-    }
-    int pushed = append_push_if_due(c);
-    int appended = redisAppendCommandArgv(c->redis, argc, argv, NULL);
-    free(argv);
-    redisReply *r = NULL;
-    if (appended != REDIS_OK || read_push_replies(c, pushed) != 0 ||
-        redisGetReply(c->redis, (void **)&r) != REDIS_OK || r == NULL) {
+    if (r->type == REDIS_REPLY_ERROR) {
         return IMK_EREDIS;
     }
     int rc = 0;
-    if (r->type == REDIS_REPLY_ERROR) {
-        /* NOGROUP after a FLUSHALL or a stream deleted by hand: recreate on reconnect. */
-        IMK_WARN("xreadgroup", "error=\"%s\"", r->str);
-        rc = IMK_EREDIS;
-    } else if (r->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements && rc == 0; i++) {
-            const redisReply *s = r->element[i];
-            rc = apply_entries(c, s->element[0]->str, s->element[1]);
-        }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && rc == 0; i++) {
+        const redisReply *s = r->element[i];
+        rc = apply_entries(c, s->element[0]->str, s->element[1]);
     }
+    return rc;
+}
+
+/* Waits up to timeout_ms for one read (sending new ones when send) and applies it. */
+static int read_batch(imk_consumer_t *c, bool send, int timeout_ms)
+{
+    redisReply *r = NULL;
+    int got = send ? imk_readers_next(c->readers, timeout_ms, &r)
+                   : imk_readers_finish(c->readers, timeout_ms, &r);
+    if (got <= 0) {
+        return got;
+    }
+    int rc = apply_read(c, r);
     freeReplyObject(r);
     return rc;
 }
 
-static int run_connected(imk_consumer_t *c, volatile sig_atomic_t *stop)
+static int run_ready(imk_consumer_t *c, volatile sig_atomic_t *stop)
 {
     while (!*stop) {
         int64_t now = now_ms();
@@ -691,44 +800,63 @@ static int run_connected(imk_consumer_t *c, volatile sig_atomic_t *stop)
             rc = trim_streams(c);
         }
         if (rc == 0) {
-            rc = read_batch(c);
+            rc = push_if_due(c, false);
+        }
+        if (rc == 0) {
+            rc = read_batch(c, true, c->cfg->worker_block_ms + 1000);
         }
         if (rc != 0) {
             return rc;
         }
     }
+    /* The reads in flight may deliver jobs to this consumer: apply them before leaving. */
+    while (imk_readers_busy(c->readers)) {
+        if (read_batch(c, false, c->cfg->worker_block_ms + 5000) != 0) {
+            return IMK_EREDIS;
+        }
+    }
     return 0;
+}
+
+/* Drops every connection: the next set-up reloads the map and connects again. */
+static void lose(imk_consumer_t *c)
+{
+    c->stats.redis_errors++;
+    IMK_WARN("redis_lost", "consumer=%s", c->name);
+    imk_readers_close(c->readers);
+    (void)imk_cluster_client_refresh(c->redis);
+    c->ready = false;
 }
 
 int imk_consumer_run(imk_consumer_t *c, volatile sig_atomic_t *stop)
 {
     int backoff = BACKOFF_MIN_MS;
     while (!*stop) {
-        if (c->redis == NULL) {
-            if (connect_redis(c) != 0) {
+        if (!c->ready) {
+            if (set_up(c) != 0) {
                 c->stats.redis_errors++;
-                disconnect(c);
+                imk_readers_close(c->readers);
+                /* A master that turned replica refuses FUNCTION LOAD (READONLY) without a
+                 * redirect: the map must be read again. */
+                (void)imk_cluster_client_refresh(c->redis);
                 sleep_ms(backoff + rand() % (backoff / 2 + 1));
                 backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
                 continue;
             }
-            c->stats.reconnects += c->connected_before;
-            c->connected_before = true;
-            c->next_push_ms = 0; /* announce this worker's metrics at once */
+            c->stats.reconnects += c->ready_before;
+            c->ready = c->ready_before = true;
+            (void)push_if_due(c, true); /* announce this worker's metrics at once */
         }
         backoff = BACKOFF_MIN_MS;
-        if (run_connected(c, stop) != 0) {
-            c->stats.redis_errors++;
-            IMK_WARN("redis_lost", "consumer=%s", c->name);
-            disconnect(c);
+        if (run_ready(c, stop) != 0) {
+            lose(c);
         }
     }
-    if (c->redis != NULL) {
-        /* The last counts, kept until the hash expires. */
-        c->next_push_ms = 0;
-        read_push_replies(c, append_push_if_due(c));
+    if (c->ready) {
+        (void)push_if_due(c, true); /* the last counts, kept until the hash expires */
         leave_group(c);
     }
+    imk_readers_close(c->readers);
     IMK_INFO("stopped", "consumer=%s", c->name);
     return 0;
 }

@@ -1,7 +1,8 @@
 /* imkit-worker: loads the configuration, then runs the job consumer until SIGTERM or
- * SIGINT. */
+ * SIGINT, on one Redis (redis.url) or a Redis Cluster (redis.cluster). */
 #include "consumer.h"
 #include "webhook.h"
+#include "imkit/cluster.h"
 #include "imkit/config.h"
 #include "imkit/log.h"
 #include "imkit/redis_url.h"
@@ -34,11 +35,16 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     imk_log_setup(cfg.log_level, cfg.log_format, "imkit-worker");
-    if (cfg.redis_cluster[0] != '\0') {
-        /* Refused rather than ignored: a worker on redis.url beside gateways on a cluster
-         * would consume jobs that nobody sends (docs/ARCHITECTURE.md, Redis Cluster). */
-        fprintf(stderr, "imkit-worker: redis.cluster: the worker does not run on a Redis "
-                        "Cluster yet; only the gateway does\n");
+    if (imk_cluster_check_seeds(cfg.redis_cluster, err, sizeof(err)) != 0) {
+        fprintf(stderr, "imkit-worker: %s\n", err);
+        imk_config_deinit(&cfg);
+        return 2;
+    }
+    if (cfg.redis_cluster[0] != '\0' && cfg.events_retention_s > 0) {
+        /* The outbox is one stream, written inside every job's Function: on a cluster it
+         * lives in another slot than the job's keys (docs/ARCHITECTURE.md, Redis Cluster). */
+        fprintf(stderr, "imkit-worker: events.retention_s: the events feed and webhooks do not "
+                        "run on a Redis Cluster yet; set it to 0\n");
         imk_config_deinit(&cfg);
         return 2;
     }
@@ -55,10 +61,14 @@ int main(int argc, char **argv)
     char name[128];
     snprintf(name, sizeof(name), "%s-%ld", host, (long)getpid());
     char redis[512];
-    imk_redis_url_redact(cfg.redis_url, redis, sizeof(redis));
+    if (cfg.redis_cluster[0] != '\0') {
+        snprintf(redis, sizeof(redis), "cluster:%s", cfg.redis_cluster);
+    } else {
+        imk_redis_url_redact(cfg.redis_url, redis, sizeof(redis));
+    }
     imk_consumer_t *consumer = imk_consumer_create(&cfg, name);
     if (consumer == NULL) {
-        fprintf(stderr, "imkit-worker: bad redis.url '%s'\n", redis);
+        fprintf(stderr, "imkit-worker: bad redis.url '%s', or no memory\n", redis);
         imk_config_deinit(&cfg);
         return 2;
     }

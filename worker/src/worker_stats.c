@@ -1,5 +1,6 @@
 /* The worker's counters and histograms, their exposition and its push to Redis. */
 #include "worker_stats.h"
+#include "imkit/err.h"
 #include "imkit/keys.h"
 
 #include <hiredis/hiredis.h>
@@ -83,31 +84,61 @@ void imk_worker_stats_render(const imk_worker_stats_t *st, const char *worker, i
     imk_buf_deinit(&labels);
 }
 
-int imk_worker_stats_append_push(const imk_worker_stats_t *st, struct redisContext *redis,
-                                 const char *prefix, const char *worker, int ttl_ms)
+/* Runs the pipeline appended to redis: the number of error replies, or IMK_EREDIS. */
+static int collect_refusals(imk_cluster_client_t *redis)
+{
+    redisReply *replies[2];
+    int n = imk_cluster_client_collect(redis, replies, 2);
+    int refused = 0;
+    for (int i = 0; i < n; i++) {
+        if (replies[i] == NULL) {
+            refused = IMK_EREDIS;
+        } else if (refused >= 0 && replies[i]->type == REDIS_REPLY_ERROR) {
+            refused++;
+        }
+        freeReplyObject(replies[i]);
+    }
+    return n < 0 ? n : refused;
+}
+
+int imk_worker_stats_push(const imk_worker_stats_t *st, imk_cluster_client_t *redis,
+                          const char *prefix, const char *worker, int ttl_ms)
 {
     char key[IMK_KEY_MAX], set[IMK_KEY_MAX];
     if (imk_key_metrics_worker(key, sizeof(key), prefix, worker) < 0 ||
         imk_key_metrics_workers(set, sizeof(set), prefix) < 0) {
-        return 0;
+        return IMK_EINVAL;
     }
     imk_buf_t text = IMK_BUF_INIT;
     imk_worker_stats_render(st, worker, &text);
     if (text.data == NULL) {
-        return 0;
+        return IMK_ENOMEM;
     }
     struct timeval tv;
     gettimeofday(&tv, NULL);
     char at[32], ttl[16];
     snprintf(at, sizeof(at), "%lld", (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
+    uint16_t slot = imk_cluster_slot(key, strlen(key));
     const char *hset[] = {"HSET", key, "text", text.data, "at", at};
     size_t hset_lens[] = {4, strlen(key), 4, text.len, 2, strlen(at)};
-    redisAppendCommandArgv(redis, 6, hset, hset_lens);
-    /* The name goes into the set after the hash exists: a reader that finds the name and no
-     * hash may take the worker for gone. */
-    redisAppendCommand(redis, "PEXPIRE %s %s", key, ttl);
-    redisAppendCommand(redis, "SADD %s %s", set, worker);
+    const char *pexpire[] = {"PEXPIRE", key, ttl};
+    size_t pexpire_lens[] = {7, strlen(key), strlen(ttl)};
+    imk_cluster_client_append(redis, slot, 6, hset, hset_lens);
+    imk_cluster_client_append(redis, slot, 3, pexpire, pexpire_lens);
     imk_buf_deinit(&text);
-    return 3;
+    int refused = collect_refusals(redis);
+    if (refused < 0) {
+        return refused;
+    }
+    const char *sadd[] = {"SADD", set, worker};
+    size_t sadd_lens[] = {4, strlen(set), strlen(worker)};
+    redisReply *r =
+        imk_cluster_client_command(redis, imk_cluster_slot(set, strlen(set)), 3, sadd, sadd_lens);
+    if (r == NULL) {
+        return IMK_EREDIS;
+    }
+    refused += r->type == REDIS_REPLY_ERROR;
+    freeReplyObject(r);
+    return refused;
 }

@@ -8,12 +8,11 @@
 #define IMKIT_WORKER_STATS_H
 
 #include "imkit/buf.h"
+#include "imkit/cluster_client.h"
 #include "imkit/metrics.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-struct redisContext;
 
 /* What became of a job. */
 enum imk_job_outcome {
@@ -55,10 +54,12 @@ void imk_worker_stats_job(imk_worker_stats_t *st, const char *kind, size_t len,
  * some series are left out). */
 void imk_worker_stats_render(const imk_worker_stats_t *st, const char *worker, imk_buf_t *out);
 
-/* Appends the push to redis's pipeline: HSET of the hash (fields `text`, `at`), PEXPIRE of
- * ttl_ms, SADD to the set. Returns the number of replies the caller must read, 0 when
- * nothing was appended (no memory). */
-int imk_worker_stats_append_push(const imk_worker_stats_t *st, struct redisContext *redis,
-                                 const char *prefix, const char *worker, int ttl_ms);
+/* Pushes the exposition, each command to its key's master: HSET of the hash (fields `text`,
+ * `at`) and PEXPIRE of ttl_ms, then SADD of the name to the set, after them (a reader that
+ * finds the name and no hash may take the worker for gone). Returns the number of commands
+ * Redis refused (out of memory: the caller counts them, they are not fatal), or IMK_EREDIS
+ * when a node could not be reached, IMK_ENOMEM. */
+int imk_worker_stats_push(const imk_worker_stats_t *st, imk_cluster_client_t *redis,
+                          const char *prefix, const char *worker, int ttl_ms);
 
 #endif

@@ -11,6 +11,7 @@ struct redisReply;
 
 #define IMK_CLUSTER_SLOTS 16384
 #define IMK_CLUSTER_MAX_MASTERS 128
+#define IMK_CLUSTER_SEEDS_MAX 32 /* redis.cluster: seed nodes */
 #define IMK_CLUSTER_HOST_MAX 256 /* host buffer, NUL included */
 
 /* A node address. host is NUL-terminated, IPv6 without brackets; port 1..65535. */
@@ -48,6 +49,11 @@ uint16_t imk_cluster_slot(const char *key, size_t len);
  * Returns the number of addresses (>= 1), or IMK_EINVAL when text is malformed, empty, or
  * holds more than max entries (out is then partly written). */
 int imk_cluster_parse_seeds(const char *text, imk_cluster_addr_t *out, int max);
+
+/* The start-up check of redis.cluster shared by both binaries: 0 when text is empty (one
+ * Redis) or a valid seed list of at most IMK_CLUSTER_SEEDS_MAX; else IMK_EINVAL with the
+ * message for the operator in err. */
+int imk_cluster_check_seeds(const char *text, char *err, size_t errlen);
 
 /* Parses the text of a redirect error reply (len bytes, not NUL-terminated):
  * "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>". The last colon splits host

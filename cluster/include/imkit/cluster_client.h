@@ -24,6 +24,13 @@ imk_cluster_client_t *imk_cluster_client_create(const imk_cluster_addr_t *seeds,
                                                 int timeout_ms, const char *user,
                                                 const char *password);
 
+/* A client for one plain Redis (not a cluster) at node, through the same calls: the node
+ * owns every slot, refresh reads nothing, and no redirect ever comes. db (>= 0) is selected
+ * on every connection when not 0. Returns NULL as imk_cluster_client_create does. */
+imk_cluster_client_t *imk_cluster_client_create_single(const imk_cluster_addr_t *node,
+                                                       int timeout_ms, const char *user,
+                                                       const char *password, int db);
+
 /* Closes every connection and frees c, queued pipeline entries included. NULL is a no-op. */
 void imk_cluster_client_destroy(imk_cluster_client_t *c);
 
@@ -41,6 +48,17 @@ int imk_cluster_client_refresh(imk_cluster_client_t *c);
  * Borrowed: valid until the next call on c. When a command on it fails, leave it: the
  * client sees its error on the next call, reconnects and refreshes the map. */
 struct redisContext *imk_cluster_client_node(imk_cluster_client_t *c, uint16_t slot);
+
+/* The address of slot's master, loading the map as imk_cluster_client_node does, into
+ * *out. Returns 0, or IMK_EREDIS when no map could be loaded or no master is known for the
+ * slot (the map is then marked stale). */
+int imk_cluster_client_owner(imk_cluster_client_t *c, uint16_t slot, imk_cluster_addr_t *out);
+
+/* A new connection to addr, made as the client's own are (timeout, AUTH, SELECT): for a
+ * caller that keeps a connection apart, such as one blocked in a read. NULL when it cannot
+ * be made. The caller frees it with redisFree. */
+struct redisContext *imk_cluster_client_connect(const imk_cluster_client_t *c,
+                                                const imk_cluster_addr_t *addr);
 
 /* Every master of the map, connected, for per-node work (reading each node's streams):
  * out[i] is master i's context, or NULL when that master is unreachable. Loads the map as
@@ -84,5 +102,10 @@ int imk_cluster_client_append(imk_cluster_client_t *c, uint16_t slot, int argc, 
  * Returns count (>= 0); IMK_EINVAL when n < count (nothing is read, the pipeline stays).
  * The caller frees each non-NULL reply with freeReplyObject. */
 int imk_cluster_client_collect(imk_cluster_client_t *c, struct redisReply **replies, int n);
+
+/* As imk_cluster_client_collect, for a pipeline whose replies do not matter but for having
+ * come: each is read and freed. Returns the number of commands that got no reply (their
+ * node failed: they may or may not have run), 0 when every one got one. */
+int imk_cluster_client_flush(imk_cluster_client_t *c);
 
 #endif

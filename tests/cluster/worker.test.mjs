@@ -1,0 +1,263 @@
+// Workers in cluster mode (redis.cluster) behind a clustered gateway, against a real cluster
+// of 3 masters and 3 replicas: the workers load the Functions on every master, read each job
+// stream on its own master, run each job's Function on the master of its room or client,
+// and publish its events and answer on sharded channels. Then the run the cluster runbook
+// promises: a message run during a CLUSTER FAILOVER of the room's master and of the master
+// of its job stream loses no acknowledged message, and a client that retries what went
+// unanswered (same cid) ends with each message stored exactly once.
+//
+// Rooms and their members are written with redis-cli: creating a room writes its members'
+// room indexes in other slots, which the worker does not do on a cluster yet.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BUILD_DIR, Proc, WsClient, jwt, nowSec, freePorts, waitFor, sleep } from '../integration/lib/cluster.mjs';
+import { useRedisCluster } from './lib/redis-cluster.mjs';
+
+const SECRET = 'cluster-worker-secret';
+const P = 'imkit:';
+const PARTITIONS = 4; // jobs.partitions, the default
+
+const h = useRedisCluster();
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imkit-cwk-'));
+const procs = [];
+const clients = [];
+let publicPort = 0;
+let adminPort = 0;
+
+after(async () => {
+    for (const c of clients) {
+        c.terminate();
+    }
+    for (const p of procs) {
+        await p.stop();
+    }
+    if (process.env.IMKIT_KEEP_TMP) {
+        console.log(`# logs kept in ${dir}`);
+    } else {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}, { timeout: 30000 });
+
+function start(name, bin, set) {
+    const args = Object.entries({ 'log.level': 'debug', ...set }).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
+    const p = new Proc(name, path.join(BUILD_DIR, bin), args, path.join(dir, `${name}.log`));
+    procs.push(p);
+    return p;
+}
+
+function startWorker(name, seed) {
+    return start(name, 'imkit-worker', {
+        'redis.cluster': seed, 'worker.block_ms': 500, 'worker.claim_idle_ms': 2000,
+    });
+}
+
+async function healthz() {
+    try {
+        const r = await fetch(`http://127.0.0.1:${adminPort}/healthz`, { signal: AbortSignal.timeout(1000) });
+        return r.status;
+    } catch {
+        return 0;
+    }
+}
+
+/** The job stream of a home id: FNV-1a of the id, mod the partitions (the gateway's choice). */
+function streamOf(id) {
+    let x = 2166136261;
+    for (const b of Buffer.from(id)) {
+        x = Math.imul(x ^ b, 16777619) >>> 0;
+    }
+    return `${P}jobs:${x % PARTITIONS}`;
+}
+
+/** A group room written by hand, alice (owner) and bob members, in both room indexes. */
+async function makeRoom(rc, rid) {
+    await rc.command('HSET', `${P}r:{${rid}}`, 'type', 'group', 'name', rid, 'owner', 'alice',
+        'members_count', '2', 'created_at', '1', 'updated_at', '1', 'last_seq', '0', 'last_ts', '0');
+    await rc.command('HSET', `${P}r:{${rid}}:m`, 'alice', 'owner|1', 'bob', 'member|1');
+    await rc.command('HSET', `${P}r:{${rid}}:read`, 'alice', '0', 'bob', '0');
+    for (const id of ['alice', 'bob']) {
+        await rc.command('ZADD', `${P}u:{${id}}:rooms`, '1', rid);
+    }
+}
+
+/** One room id per master: rooms[i] lives on masters[i]. */
+async function roomPerMaster(rc, masters) {
+    const rooms = [];
+    for (const m of masters) {
+        for (let i = 0; i < 500; i++) {
+            const rid = `wr${i}`;
+            if (!rooms.includes(rid) && (await rc.masterOfKey(`{${rid}}`)) === m.port) {
+                rooms.push(rid);
+                break;
+            }
+        }
+    }
+    assert.equal(rooms.length, masters.length, 'a room on every master');
+    return rooms;
+}
+
+async function connect(id) {
+    const c = new WsClient(`ws://127.0.0.1:${publicPort}/ws`);
+    clients.push(c);
+    await c.opened();
+    const res = await c.request('auth', { token: jwt(SECRET, { sub: id, iat: nowSec() - 5, exp: nowSec() + 3600 }) });
+    assert.equal(res.ok, true, JSON.stringify(res));
+    return c;
+}
+
+/** Every message of a room's log, ascending, through msg.history pages. */
+async function history(client, room) {
+    const all = [];
+    let after = 0;
+    for (;;) {
+        const res = await client.request('msg.history', { room, after, limit: 100 });
+        assert.equal(res.ok, true, JSON.stringify(res));
+        all.push(...res.data.messages);
+        if (!res.data.has_more) {
+            return all;
+        }
+        after = all[all.length - 1].seq;
+    }
+}
+
+let rooms = [];
+let alice = null;
+let bob = null;
+
+test('workers on a cluster load the Functions on every master and read every stream on its own', { timeout: 60000 }, async () => {
+    const rc = h.cluster;
+    const masters = await rc.masters();
+    rooms = await roomPerMaster(rc, masters);
+    for (const rid of rooms) {
+        await makeRoom(rc, rid);
+    }
+    [publicPort, adminPort] = await freePorts(2);
+    const replica = (await rc.replicas())[0];
+    start('cgw', 'imkit-gateway', {
+        'redis.cluster': `127.0.0.1:${replica.port}`,
+        'gateway.processes': 1,
+        'gateway.id': 'cgw',
+        'gateway.public_listen': `127.0.0.1:${publicPort}`,
+        'gateway.admin_listen': `127.0.0.1:${adminPort}`,
+        'auth.jwt_secrets': SECRET,
+        'admin.api_keys': 'k',
+    });
+    // One worker seeded with a master, one with a replica: both learn the whole map.
+    const w1 = startWorker('w1', `127.0.0.1:${masters[0].port}`);
+    const w2 = startWorker('w2', `127.0.0.1:${replica.port}`);
+    for (const w of [w1, w2]) {
+        await waitFor(() => /redis_ready.*streams=4 masters=3/.test(fs.readFileSync(w.logFile, 'utf8')), 15000, `${w.name} ready`);
+    }
+    for (const m of masters) {
+        assert.match(await rc.redis(m.port, 'FUNCTION', 'LIST', 'LIBRARYNAME', 'imkit'), /imkit_msg_send/,
+            `the Functions on master ${m.port}`);
+    }
+    for (let p = 0; p < PARTITIONS; p++) {
+        assert.match(await rc.command('XINFO', 'GROUPS', `${P}jobs:${p}`), /workers/, `the group of stream ${p}`);
+    }
+    await waitFor(async () => (await healthz()) === 200, 15000, 'gateway healthy');
+});
+
+test('a new client\'s auth and messages in rooms on every master: answered, stored in the room\'s slot, delivered', { timeout: 60000 }, async () => {
+    const rc = h.cluster;
+    // Neither has a profile yet: auth is a job, run on the master of the client's slot.
+    alice = await connect('alice');
+    bob = await connect('bob');
+    assert.equal(await rc.command('HGET', `${P}u:{alice}`, 'name'), 'alice');
+    const sent = [];
+    for (let i = 0; i < 30; i++) {
+        const room = rooms[i % rooms.length];
+        const res = await alice.request('msg.send', { room, cid: `m${i}`, type: 'text', text: `hello ${i}` });
+        assert.equal(res.ok, true, JSON.stringify(res));
+        sent.push({ room, seq: res.data.seq, cid: `m${i}` });
+    }
+    await bob.waitUntil(() => bob.events('message').length >= sent.length ? true : undefined, 10000, 'every message delivered to bob');
+    for (const s of sent) {
+        assert.ok(bob.events('message').some((m) => m.room === s.room && m.seq === s.seq && m.cid === s.cid), JSON.stringify(s));
+    }
+    for (const room of rooms) {
+        assert.equal(await rc.command('XLEN', `${P}r:{${room}}:log`), '10', `the log of ${room}`);
+    }
+    // A job of an unknown room is answered with the Function's own error, not retried.
+    const bad = await alice.request('msg.send', { room: 'nosuchroom', cid: 'x', type: 'text', text: 'x' });
+    assert.equal(bad.ok, false);
+    assert.equal(bad.error.code, 'not_found', JSON.stringify(bad));
+});
+
+test('a failover of the room\'s master and of its job stream\'s master during a message run loses no acknowledged message', { timeout: 180000 }, async (t) => {
+    const rc = h.cluster;
+    const room = rooms[0];
+    const targets = [`{${room}}`, streamOf(room)];
+    let stop = false;
+    const acked = new Map(); // cid -> seq
+    const unanswered = [];
+    const sender = (async () => {
+        for (let i = 0; !stop || unanswered.length > 0; i++) {
+            // What went unanswered is sent again with its cid, as the SDK does.
+            const cid = unanswered.length > 0 && i % 2 === 0 ? unanswered.shift() : `f${i}`;
+            let res;
+            try {
+                res = await alice.request('msg.send', { room, cid, type: 'text', text: cid }, { timeoutMs: 9000 });
+            } catch {
+                res = { ok: false };
+            }
+            if (res.ok) {
+                assert.ok(!acked.has(cid) || acked.get(cid) === res.data.seq, `a retried cid keeps its seq: ${cid}`);
+                acked.set(cid, res.data.seq);
+            } else if (!acked.has(cid)) {
+                unanswered.push(cid);
+                await sleep(100);
+            }
+            if (stop && unanswered.length === 0) {
+                break;
+            }
+        }
+    })();
+    const failovers = [];
+    for (const key of targets) {
+        await waitFor(() => acked.size >= 20 * (failovers.length + 1), 60000, 'messages acknowledged before the failover');
+        const port = await rc.masterOfKey(key);
+        const master = (await rc.masters()).find((m) => m.port === port);
+        const replica = (await rc.replicas()).find((r) => r.masterId === master.id);
+        const before = acked.size;
+        const t0 = Date.now();
+        await rc.failover(replica.port);
+        await waitFor(() => acked.size >= before + 10, 60000, `messages acknowledged after the failover of ${key}'s master`);
+        failovers.push({ key, port, promoted: replica.port, ms: Date.now() - t0 });
+    }
+    stop = true;
+    await sender;
+    t.diagnostic(`failovers: ${JSON.stringify(failovers)}; ${acked.size} messages acknowledged`);
+
+    const log = await history(alice, room);
+    const stored = new Map();
+    for (const m of log.filter((m) => m.cid.startsWith('f'))) {
+        assert.ok(!stored.has(m.cid), `stored once: ${m.cid}`);
+        stored.set(m.cid, m.seq);
+    }
+    for (const [cid, seq] of acked) {
+        assert.equal(stored.get(cid), seq, `acknowledged ${cid} stored with its seq`);
+    }
+    assert.equal(stored.size, acked.size, 'nothing stored that was not acknowledged in the end');
+    const seqs = log.map((m) => m.seq);
+    assert.deepEqual(seqs, seqs.map((_, i) => i + 1), 'the log\'s seqs have no gap');
+});
+
+test('workers and the gateway stop cleanly on SIGTERM, leaving nothing pending', { timeout: 60000 }, async () => {
+    const rc = h.cluster;
+    for (const c of clients.splice(0)) {
+        c.terminate();
+    }
+    for (const p of procs.splice(0)) {
+        const exit = await p.stop();
+        assert.deepEqual(exit, { code: 0, signal: null }, `${p.name} exit: ${JSON.stringify(exit)}\n${p.tail()}`);
+    }
+    for (let s = 0; s < PARTITIONS; s++) {
+        const pending = await rc.command('XPENDING', `${P}jobs:${s}`, 'workers');
+        assert.match(pending, /^0\b/, `nothing pending on stream ${s}: ${pending}`);
+    }
+});

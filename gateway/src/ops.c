@@ -339,12 +339,14 @@ static int build_room_create(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *o
     if (read_profile(ctx, data, "cover", &p, err) != 0) {
         return -1;
     }
-    char new_id[17];
+    char *new_id = route->made_id;
     if (imk_id_random(new_id) != 0) {
         free(p.meta);
         return imk_op_fail(err, "internal", "no randomness");
     }
-    route->partition = id; /* NULL: the creator's stream */
+    /* A group room is the function's home: its id, or the one made for it. Whether a
+     * direct pair has a room is known only once the function runs: the creator is. */
+    route->partition = strcmp(type, "group") == 0 ? (id != NULL ? id : new_id) : NULL;
     struct args a;
     args_init(&a);
     args_str(&a, "type", type, type_len);

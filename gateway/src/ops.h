@@ -26,12 +26,14 @@ typedef struct imk_op_ctx {
     bool admin;
 } imk_op_ctx_t;
 
-/* Where a request goes, filled by build: the id choosing the job stream (borrowed from the
- * data; NULL: the acting client's), and, for the admin API, the client to act as (NULL:
- * the caller). */
+/* Where a request goes, filled by build: the id of the room or client its function works
+ * on, which picks its job stream and, on a Redis Cluster, its slot (borrowed from the data
+ * or from made_id; NULL: the acting client's), and, for the admin API, the client to act
+ * as (NULL: the caller). */
 typedef struct imk_op_route {
     const char *partition;
     const char *acting;
+    char made_id[17]; /* an id build made (a new group room's), when partition is it */
 } imk_op_route_t;
 
 typedef struct imk_op {

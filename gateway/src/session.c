@@ -109,7 +109,7 @@ static void dispatch_op(imk_session_t *s, int64_t id, const imk_op_t *op, const 
 static void run_op(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *data)
 {
     imk_buf_t args = IMK_BUF_INIT;
-    imk_op_route_t route = {NULL, NULL};
+    imk_op_route_t route = {0};
     if (build_op(s, id, op, data, &args, &route) == 0) {
         dispatch_op(s, id, op, &args, &route);
     }
@@ -508,7 +508,7 @@ static void do_typing(imk_session_t *s, int64_t id, json_t *data)
         /* Not a member as far as this gateway knows: room.get tells forbidden from
          * not_found (and a member whose room.joined is still on its way gets {}). */
         imk_buf_t args = IMK_BUF_INIT;
-        imk_op_route_t route = {NULL, NULL};
+        imk_op_route_t route = {0};
         const imk_op_t *get = imk_op_find("room.get");
         if (id != 0 && build_op(s, id, get, data, &args, &route) == 0) {
             imk_call_t call = {get->function, true, s->client, NULL, s->id, &args, &s->req};
@@ -543,7 +543,7 @@ static void do_typing(imk_session_t *s, int64_t id, json_t *data)
 static void do_presence_watch(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *data)
 {
     imk_buf_t args = IMK_BUF_INIT;
-    imk_op_route_t route = {NULL, NULL};
+    imk_op_route_t route = {0};
     if (build_op(s, id, op, data, &args, &route) != 0) {
         /* answered */
     } else if (imk_fanout_watch(s->gw->fanout, s, json_object_get(data, "ids")) != 0) {

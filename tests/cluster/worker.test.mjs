@@ -6,8 +6,9 @@
 // of its job stream loses no acknowledged message, and a client that retries what went
 // unanswered (same cid) ends with each message stored exactly once.
 //
-// Rooms and their members are written with redis-cli: creating a room writes its members'
-// room indexes in other slots, which the worker does not do on a cluster yet.
+// The message runs use rooms written with redis-cli, one on each master; rooms created,
+// changed and deleted through the gateway have a test of their own: their members' room
+// indexes and profiles live in other slots, written after the room's own call.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -186,6 +187,76 @@ test('a new client\'s auth and messages in rooms on every master: answered, stor
     const bad = await alice.request('msg.send', { room: 'nosuchroom', cid: 'x', type: 'text', text: 'x' });
     assert.equal(bad.ok, false);
     assert.equal(bad.error.code, 'not_found', JSON.stringify(bad));
+});
+
+/** The admin API of the gateway. */
+async function admin(method, p, body) {
+    const r = await fetch(`http://127.0.0.1:${adminPort}${p}`, {
+        method,
+        headers: { authorization: 'Bearer k', 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(9000),
+    });
+    return { status: r.status, body: await r.json().catch(() => null) };
+}
+
+/** The rooms in a client's room index (its own slot), in order. */
+async function indexOf(rc, id) {
+    const out = await rc.command('ZRANGE', `${P}u:{${id}}:rooms`, '0', '-1');
+    return out === '' ? [] : out.split('\n');
+}
+
+test('rooms and members on a cluster: each member\'s room index and profile are written on its own master', { timeout: 90000 }, async () => {
+    const rc = h.cluster;
+    // carol and dave never connected: their profiles are made in their own slots.
+    const created = await alice.request('room.create', { type: 'group', members: ['bob', 'carol'], name: 'g' });
+    assert.equal(created.ok, true, JSON.stringify(created));
+    const rid = created.data.id;
+    const members = ['alice', 'bob', 'carol'];
+    const masters = new Set([await rc.masterOfKey(`{${rid}}`)]);
+    for (const id of members) {
+        masters.add(await rc.masterOfKey(`{${id}}`));
+        assert.ok((await indexOf(rc, id)).includes(rid), `${rid} in ${id}'s room index`);
+    }
+    assert.ok(masters.size >= 2, 'the room and its members span masters');
+    assert.equal(await rc.command('HGET', `${P}u:{carol}`, 'name'), 'carol', 'carol\'s profile, made on her master');
+    const joined = await bob.waitEvent('room.joined', (d) => d.id === rid);
+    assert.equal(joined.unread, 0);
+    // The room's channel is subscribed for bob's session: a message reaches him.
+    const sent = await alice.request('msg.send', { room: rid, cid: 'g1', type: 'text', text: 'hi' });
+    assert.equal(sent.ok, true, JSON.stringify(sent));
+    await bob.waitEvent('message', (d) => d.room === rid && d.seq === 1);
+
+    const added = await alice.request('room.members.add', { room: rid, members: ['dave'] });
+    assert.equal(added.ok, true, JSON.stringify(added));
+    assert.ok((await indexOf(rc, 'dave')).includes(rid), 'dave\'s index');
+    assert.equal(await rc.command('HGET', `${P}u:{dave}`, 'name'), 'dave');
+    const removed = await alice.request('room.members.remove', { room: rid, members: ['carol'] });
+    assert.equal(removed.ok, true, JSON.stringify(removed));
+    assert.ok(!(await indexOf(rc, 'carol')).includes(rid), 'carol\'s index no longer has the room');
+
+    // A client deleted: it leaves every room, each on the room's own master.
+    const other = await alice.request('room.create', { type: 'group', members: ['dave'], name: 'h' });
+    assert.equal(other.ok, true, JSON.stringify(other));
+    assert.equal((await admin('DELETE', '/v1/clients/dave')).status, 204);
+    for (const room of [rid, other.data.id]) {
+        assert.equal(await rc.command('HEXISTS', `${P}r:{${room}}:m`, 'dave'), '0', `dave left ${room}`);
+    }
+    assert.equal(await rc.command('HGET', `${P}r:{${rid}}`, 'members_count'), '2');
+    assert.deepEqual(await indexOf(rc, 'dave'), []);
+
+    // A room deleted: out of every remaining member's index.
+    assert.equal((await admin('DELETE', `/v1/rooms/${rid}`)).status, 204);
+    for (const id of ['alice', 'bob']) {
+        assert.ok(!(await indexOf(rc, id)).includes(rid), `${rid} out of ${id}'s index`);
+    }
+    await bob.waitEvent('room.left', (d) => d.room === rid);
+
+    // A direct room needs its pair's key, another slot: refused plainly, not retried.
+    const direct = await alice.request('room.create', { type: 'direct', members: ['bob'] });
+    assert.equal(direct.ok, false);
+    assert.equal(direct.error.code, 'internal', JSON.stringify(direct));
+    assert.match(direct.error.message, /direct rooms do not run on a Redis Cluster yet/);
 });
 
 test('a failover of the room\'s master and of its job stream\'s master during a message run loses no acknowledged message', { timeout: 180000 }, async (t) => {

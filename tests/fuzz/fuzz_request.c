@@ -43,7 +43,7 @@ static void check_id(const char *id)
 static void build(const imk_op_t *op, const imk_config_t *cfg, bool admin, json_t *data)
 {
     imk_op_ctx_t ctx = {cfg, admin};
-    imk_op_route_t route = {NULL, NULL};
+    imk_op_route_t route = {0};
     imk_op_error_t err;
     imk_buf_t args = IMK_BUF_INIT;
 

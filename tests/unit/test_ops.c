@@ -407,6 +407,15 @@ static void test_room_create(void **state)
     assert_string_equal(r.route.partition, "team-1");
     result_free(&r);
 
+    /* A group room without id: the id made for it is its home (its stream, its slot). */
+    run(&r, "room.create", false, "{\"type\":\"group\",\"members\":[\"bob\"]}");
+    assert_ok(&r);
+    assert_arg_random_id(&r, "new_id");
+    assert_non_null(r.route.partition);
+    assert_memory_equal(r.route.partition, arg(&r, "new_id")->via.str.ptr, 16);
+    assert_int_equal(strlen(r.route.partition), 16);
+    result_free(&r);
+
     /* Minimal direct room: no id, so the creator's stream; each call a new new_id. */
     run(&r, "room.create", false, "{\"type\":\"direct\",\"members\":[\"bob\"]}");
     assert_ok(&r);

@@ -6,8 +6,11 @@ The contract with workers and gateways is docs/FUNCTIONS.md; the objects, operat
 rules are the wire contract (PROTOCOL.md sections 1-2). Conventions of this file:
 
 Calling
-  FCALL[_RO] <function> 0 <prefix> <from> <args>        (plain calls, queries)
-  FCALL <function> 0 <prefix> <from> <args> <job id> <events>    (jobs, from workers)
+  FCALL[_RO] <function> <0 | 1 {<id>}> <prefix> <from> <args>     (plain calls, queries)
+  FCALL <function> <0 | 1 {<home>}> <prefix> <from> <args> <job id> <events> <cluster>
+                                                                    (jobs, from workers)
+  {<id>}  the one declared key: the hash tag of the room or client the call is about (its
+          slot is the slot of every key the call touches, but Other slots').
   prefix  key prefix (e.g. "imkit:"); every key and channel is built from it (K.*, CH.*).
   from    the acting client id, or '' for the admin API ("acting as the system": no
           membership checks).
@@ -17,7 +20,8 @@ Calling
   job id  jobs only (functions registered JOB, the worker's allow-list): the job's unique
           id, for exactly-once replies (see Jobs). Absent or '' = a plain call.
   events  jobs only: "1" when the event feed is on (see Outbox); absent or "0" = off.
-  Other functions ignore the last two.
+  cluster jobs only: "1" when Redis is a cluster (see Other slots); absent or "0" = one
+          Redis. Other functions ignore the last three.
 
 Reply
   { 'ok', <JSON data>, channel1, frame1, channel2, frame2, ... }   events to publish, in order
@@ -35,6 +39,18 @@ Jobs: exactly-once replies
   which clients drop by seq) and touches nothing else. Every reply is stored, error
   replies too (they are definitive); a real fault (a Lua error) is not, and the retry runs
   for real. This is done once, by the registration wrapper (section 8).
+
+Other slots
+  A job's writes outside its home slot (a member's room index u:{id}:rooms and profile, a
+  token's tok:<hash>, a room a deleted client leaves) go through elsewhere() and
+  call_elsewhere(). On one Redis they run in the call, atomically. On a cluster (the
+  cluster argument) they cannot, and are handed back in the reply instead, each as a pair
+  '' (no channel), { <route key>, <command>, <arguments>... }: the worker runs them on the
+  master of the route key's slot after the call, publishes the events of those that are
+  Functions (registered FOLLOW_UP) and hands theirs on the same way, and acknowledges the
+  job only when all have run. Each is idempotent: a replayed job hands them back again.
+  On a cluster a call reads nothing outside its slot: a direct room's peer is named by its
+  id in room.joined, and direct rooms are refused (their pair's key is another slot).
 
 Outbox
   When a job's events argument is "1", the call appends the events for the website's
@@ -271,6 +287,8 @@ local OUTBOX = nil -- the feed on: entries to write, in order, and .left (see ou
                    -- nil when the feed is off (header: Outbox)
 local DONE = nil   -- a job's compact done record, when its handler has a replay (see entry)
 local HOME = nil   -- the declared key of a job: "{<room or client id>}", or nil (see entry)
+local CLUSTER = false -- Redis is a cluster: writes to other slots go to AFTER (header)
+local AFTER = {}   -- those writes: { route key, command, arguments... } each
 
 local FAIL = {} -- metatable of expected refusals (see fail)
 
@@ -376,6 +394,27 @@ local function outbox(type, data, ts)
   if OUTBOX then OUTBOX[#OUTBOX + 1] = { type = type, data = data, ts = ts } end
 end
 
+-- A write to key (outside the call's slot; the route of the command): run now on one
+-- Redis, handed back to the worker on a cluster (header: Other slots).
+local function elsewhere(key, ...)
+  if CLUSTER then
+    AFTER[#AFTER + 1] = { key, ... }
+  else
+    redis.call(...)
+  end
+end
+
+-- Calls FOLLOW_UP function name (args: a Lua map) on the slot of {id} as the system; on
+-- one Redis, fn(args) runs in this call instead (a script cannot FCALL).
+local function call_elsewhere(id, name, fn, args)
+  if CLUSTER then
+    local tag = '{' .. id .. '}'
+    AFTER[#AFTER + 1] = { tag, 'FCALL', name, '1', tag, P, '', cmsgpack.pack(args) }
+  else
+    fn(args)
+  end
+end
+
 ---------------------------------------------------------------------------------------
 -- 3. Keys and channels (DESIGN.md "Redis keys"; braces are Cluster hash tags)
 ---------------------------------------------------------------------------------------
@@ -448,6 +487,17 @@ local function ensure_profile(id, name)
   -- built when written: callers fill in the returned prof (auth's avatar, client_put's meta)
   outbox('client.created', function() return client_obj(id, prof) end)
   return prof, true
+end
+
+-- imkit_profile_ensure (FOLLOW_UP): args id  ->  {}. ensure_profile in the client's slot.
+local function fn_profile_ensure(args)
+  ensure_profile(arg_str(args, 'id', true))
+  return obj()
+end
+
+-- ensure_profile for a member a room call adds: in the member's own slot.
+local function ensure_member_profile(id)
+  call_elsewhere(id, 'imkit_profile_ensure', fn_profile_ensure, { id = id })
 end
 
 -- Presence from the gateways' counters: online when any gateway holds a connection.
@@ -610,7 +660,9 @@ local function room_summary(rid, h, id, mark)
   put(s, 'unread', unread_of(h, mark or read_mark(rid, id)))
   if h.type == 'direct' then
     local peer = direct_peer(rid, id)
-    put(s, 'peer', peer and client_obj(peer, load_profile(peer)) or NULL)
+    -- on a cluster the peer's profile is in another slot: it is named by its id
+    local prof = peer and not CLUSTER and load_profile(peer) or nil
+    put(s, 'peer', peer and client_obj(peer, prof) or NULL)
   end
   return s
 end
@@ -620,12 +672,13 @@ end
 local function add_member(rid, id, role, joined_at, last_seq)
   redis.call('HSET', K.members(rid), id, role .. '|' .. fmt_int(joined_at))
   redis.call('HSET', K.reads(rid), id, fmt_int(last_seq))
-  redis.call('ZADD', K.user_rooms(id), fmt_int(joined_at), rid)
+  elsewhere(K.user_rooms(id), 'ZADD', K.user_rooms(id), fmt_int(joined_at), rid)
 end
 
 -- Drops the key of a direct pair when it still names this room: once one of the pair has
 -- left, opening a direct room for the pair again makes a new one.
 local function forget_direct(rid, a, b)
+  if CLUSTER then return end -- no direct room is made on a cluster (create_direct)
   local key = K.direct(a, b)
   if redis.call('GET', key) == rid then redis.call('DEL', key) end
 end
@@ -636,7 +689,7 @@ local function delete_room(rid, h, ids)
   outbox('room.deleted', room_obj(rid, h))
   if h.type == 'direct' and #ids == 2 then forget_direct(rid, ids[1], ids[2]) end
   for _, id in ipairs(ids) do
-    redis.call('ZREM', K.user_rooms(id), rid)
+    elsewhere(K.user_rooms(id), 'ZREM', K.user_rooms(id), rid)
   end
   redis.call('DEL', K.room(rid), K.members(rid), K.reads(rid), K.log(rid), K.cids(rid),
     K.edits(rid))
@@ -665,7 +718,7 @@ local function leave_room(rid, h, id)
   outbox_left(rid, id)
   redis.call('HDEL', K.members(rid), id)
   redis.call('HDEL', K.reads(rid), id)
-  redis.call('ZREM', K.user_rooms(id), rid)
+  elsewhere(K.user_rooms(id), 'ZREM', K.user_rooms(id), rid)
   emit(CH.user(id), 'room.left', obj('room', rid))
   local rest = member_list(rid)
   h.members_count = fmt_int(#rest)
@@ -930,7 +983,7 @@ local function fn_token_create(args)
   if FROM ~= '' and FROM ~= id then fail('forbidden', 'a client can only get its own tokens') end
   if ttl <= 0 then fail('bad_request', 'ttl: must be positive') end
 
-  redis.call('SET', K.token(hash), id .. ' ' .. fmt_int(iat), 'EX', fmt_int(ttl))
+  elsewhere(K.token(hash), 'SET', K.token(hash), id .. ' ' .. fmt_int(iat), 'EX', fmt_int(ttl))
   ensure_profile(id)
   return obj('expires_at', now_ms() + ttl * 1000)
 end
@@ -973,6 +1026,15 @@ local function fn_tokens_revoke(args)
   return obj()
 end
 
+-- imkit_member_gone (FOLLOW_UP): args room, id  ->  {}. A deleted client leaves the room
+-- as imkit_room_leave does (direct rooms too); nothing when it is not a member.
+local function fn_member_gone(args)
+  local rid, id = arg_str(args, 'room', true), arg_str(args, 'id', true)
+  local h = load_room(rid)
+  if h and member_entry(rid, id) then leave_room(rid, h, id) end
+  return obj()
+end
+
 -- imkit_client_delete (admin): args id  ->  {}. Revokes its tokens, leaves every room as
 -- imkit_room_leave does (direct rooms too), deletes the profile but for the revocation
 -- mark (header: Deleted clients), then session.revoked. Its messages stay.
@@ -981,8 +1043,7 @@ local function fn_client_delete(args)
   local id = arg_str(args, 'id', true)
   if not load_profile(id) then fail('not_found', 'client ' .. id .. ' not found') end
   for _, rid in ipairs(redis.call('ZRANGE', K.user_rooms(id), 0, -1)) do
-    local h = load_room(rid)
-    if h and member_entry(rid, id) then leave_room(rid, h, id) end
+    call_elsewhere(rid, 'imkit_member_gone', fn_member_gone, { room = rid, id = id })
   end
   local mark = revoke_tokens(id)
   redis.call('DEL', K.user(id), K.user_rooms(id))
@@ -1072,7 +1133,7 @@ local function write_room(rid, fields, members, owner)
   end
   redis.call('HSET', K.room(rid), unpack(set))
   for _, id in ipairs(members) do
-    ensure_profile(id)
+    ensure_member_profile(id)
     add_member(rid, id, id == owner and 'owner' or 'member', now, 0)
   end
   local h = load_room(rid)
@@ -1084,6 +1145,7 @@ local function write_room(rid, fields, members, owner)
 end
 
 local function create_direct(args, members, fields)
+  if CLUSTER then fail('internal', 'direct rooms do not run on a Redis Cluster yet') end
   if #members ~= 2 then
     fail('bad_request', 'members: a direct room takes exactly one other member')
   end
@@ -1212,7 +1274,7 @@ local function fn_members_add(args)
 
   local now, last_seq = now_ms(), num(h.last_seq)
   for _, id in ipairs(new) do
-    ensure_profile(id)
+    ensure_member_profile(id)
     add_member(rid, id, 'member', now, last_seq) -- everything before joining counts as read
   end
   h.members_count = fmt_int(count)
@@ -1617,9 +1679,10 @@ end
 ---------------------------------------------------------------------------------------
 
 -- How a function is called (4th column of FUNCTIONS): a plain call (nil), a job (JOB: the
--- worker calls it, with the job id and the events flag: header, Jobs and Outbox), or a
--- gateway's own bookkeeping that publishes its events itself (SELF_PUBLISH: header, Reply).
-local JOB, SELF_PUBLISH = 'job', 'self-publish'
+-- worker calls it, with the job id and the events flag: header, Jobs and Outbox), a
+-- gateway's own bookkeeping that publishes its events itself (SELF_PUBLISH: header,
+-- Reply), or a job's part in another slot on a cluster (FOLLOW_UP: header, Other slots).
+local JOB, SELF_PUBLISH, FOLLOW_UP = 'job', 'self-publish', 'follow-up'
 local DONE_TTL_MS = '86400000' -- how long a job's reply is kept: 24 h
 
 -- Runs handler(args) -> data once and answers in the reply format; writes the queued
@@ -1645,6 +1708,10 @@ local function run(handler, packed, self_publish)
       reply[#reply + 1] = EVENTS[i + 1]
     end
   end
+  for _, a in ipairs(AFTER) do -- header: Other slots
+    reply[#reply + 1] = ''
+    reply[#reply + 1] = a
+  end
   for _, e in ipairs(OUTBOX or {}) do
     local d = e.data
     if type(d) == 'function' then d = d() end
@@ -1665,6 +1732,7 @@ local function entry(handler, mode, replay)
       error('imkit: call as FCALL <function> <0 | 1 {<home id>}> <prefix> <from> <msgpack args>')
     end
     P, FROM, NOW, EVENTS, OUTBOX, DONE, HOME = argv[1], argv[2], nil, {}, nil, nil, keys[1]
+    CLUSTER, AFTER = mode == FOLLOW_UP or (mode == JOB and argv[6] == '1'), {}
     if mode ~= JOB then return run(handler, argv[3], mode == SELF_PUBLISH) end
     local job = argv[4] ~= '' and argv[4] or nil
     if job then
@@ -1715,6 +1783,8 @@ local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list 
   { 'imkit_presence_get', fn_presence_get, QUERY },
   { 'imkit_gateway_gone', fn_gateway_gone, WRITE, SELF_PUBLISH },
   { 'imkit_events_get', fn_events_get, QUERY },
+  { 'imkit_profile_ensure', fn_profile_ensure, WRITE, FOLLOW_UP },
+  { 'imkit_member_gone', fn_member_gone, WRITE, FOLLOW_UP },
 }
 
 for i = 1, #FUNCTIONS do -- a plain loop: ipairs is not reachable at load time

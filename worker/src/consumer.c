@@ -29,11 +29,13 @@
 #define TRIM_EVERY_MS 10000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define MAX_ARGS 16 /* of a command built from strings (run) */
+#define MAX_ARGS 16        /* of a command built from strings, or handed back for a slot */
+#define FOLLOW_UP_ROUNDS 3 /* writes for other slots, then theirs, then theirs (publishes) */
 
 struct imk_consumer {
     const imk_config_t *cfg;
     char name[128];
+    bool cluster;        /* redis.cluster: jobs hand back their writes for other slots */
     const char *publish; /* PUBLISH, or SPUBLISH on a cluster (sharded channels) */
     imk_cluster_client_t *redis;
     imk_readers_t *readers;
@@ -108,8 +110,8 @@ imk_consumer_t *imk_consumer_create(const imk_config_t *cfg, const char *name)
     }
     c->cfg = cfg;
     snprintf(c->name, sizeof(c->name), "%s", name);
-    bool cluster = cfg->redis_cluster[0] != '\0';
-    c->publish = cluster ? "SPUBLISH" : "PUBLISH";
+    c->cluster = cfg->redis_cluster[0] != '\0';
+    c->publish = c->cluster ? "SPUBLISH" : "PUBLISH";
     c->nstreams = cfg->jobs_partitions;
     c->streams = calloc((size_t)c->nstreams, sizeof(*c->streams));
     c->redis = create_client(cfg);
@@ -122,7 +124,7 @@ imk_consumer_t *imk_consumer_create(const imk_config_t *cfg, const char *name)
     }
     imk_key_dead(c->dead, sizeof(c->dead), cfg->redis_prefix);
     c->readers = imk_readers_create(cfg, c->name, (const char(*)[IMK_KEY_MAX])c->streams,
-                                    c->nstreams, cluster);
+                                    c->nstreams, c->cluster);
     if (c->readers == NULL) {
         imk_consumer_destroy(c);
         return NULL;
@@ -261,11 +263,12 @@ static int append_fcall(imk_consumer_t *c, const struct batch_job *bj)
     int home_len = imk_key_tag(home, sizeof(home), bj->job.home.ptr, bj->job.home.len);
     bool has_home = bj->job.home.len > 0 && home_len > 0;
     /* The job id lets the function recognise a job it already applied (a worker died or
-     * stalled before acknowledging it) and answer exactly as the first time; the last
-     * argument says whether it records events for the feed and webhooks. */
+     * stalled before acknowledging it) and answer exactly as the first time; the next
+     * argument says whether it records events for the feed and webhooks, the last whether
+     * it must hand back its writes for other slots (a cluster). */
     const char *events = c->cfg->events_retention_s > 0 ? "1" : "0";
-    const char *argv[9];
-    size_t lens[9];
+    const char *argv[10];
+    size_t lens[10];
     int n = 0;
 #define ARG(p, len) (argv[n] = (p), lens[n++] = (len))
     ARG("FCALL", 5);
@@ -279,6 +282,7 @@ static int append_fcall(imk_consumer_t *c, const struct batch_job *bj)
     ARG(bj->job.args.ptr, bj->job.args.len);
     ARG(bj->job.job_id.ptr, bj->job.job_id.len);
     ARG(events, 1);
+    ARG(c->cluster ? "1" : "0", 1);
 #undef ARG
     uint16_t slot = has_home ? imk_cluster_slot(home, (size_t)home_len) : slot_of(bj->stream);
     return queue(c, slot, n, argv, lens);
@@ -316,16 +320,26 @@ static int append_answer(imk_consumer_t *c, const imk_job_t *job, const char *st
     return n;
 }
 
+/* Queues the publish of every event of a function's reply; returns the number queued. */
+static int append_events(imk_consumer_t *c, const redisReply *r)
+{
+    int n = 0;
+    for (size_t i = 2; i + 1 < r->elements; i += 2) {
+        if (r->element[i]->len > 0) { /* '': a write for another slot, not an event */
+            n += append_publish(c, r->element[i]->str, r->element[i]->len, r->element[i + 1]->str,
+                                r->element[i + 1]->len);
+        }
+    }
+    return n;
+}
+
 /* Queues the events and the answer of an applied job, adding them to *events and
  * *answers; returns the number of commands. */
 static int append_effects(imk_consumer_t *c, const struct batch_job *bj, int *events, int *answers)
 {
     const redisReply *r = bj->result;
     int n = 0;
-    for (size_t i = 2; i + 1 < r->elements; i += 2) {
-        n += append_publish(c, r->element[i]->str, r->element[i]->len, r->element[i + 1]->str,
-                            r->element[i + 1]->len);
-    }
+    n += append_events(c, r);
     *events += n;
     int answered = append_answer(c, &bj->job, r->element[0]->str, r->element[0]->len,
                                  r->element[1]->str, r->element[1]->len);
@@ -374,6 +388,22 @@ static const char *kind_written(const struct batch_job *bj, int *len)
     return bj->parsed ? bj->job.kind.ptr : "-";
 }
 
+/* Whether a reply's pair is a write for another slot: channel '' and payload
+ * [route key, command, arguments...], all strings (Lua header: Other slots). */
+static bool is_follow_up(const redisReply *channel, const redisReply *payload)
+{
+    if (channel->type != REDIS_REPLY_STRING || channel->len != 0 ||
+        payload->type != REDIS_REPLY_ARRAY || payload->elements < 2) {
+        return false;
+    }
+    for (size_t i = 0; i < payload->elements; i++) {
+        if (payload->element[i]->type != REDIS_REPLY_STRING) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Whether an applied job's reply is a well-formed {status, body, channel, payload...}. */
 static int result_ok(const redisReply *r)
 {
@@ -381,7 +411,8 @@ static int result_ok(const redisReply *r)
         return 0;
     }
     for (size_t i = 0; i < r->elements; i++) {
-        if (r->element[i]->type != REDIS_REPLY_STRING) {
+        bool follow_up = i >= 2 && i % 2 == 1 && is_follow_up(r->element[i - 1], r->element[i]);
+        if (r->element[i]->type != REDIS_REPLY_STRING && !follow_up) {
             return 0;
         }
     }
@@ -471,6 +502,23 @@ static int append_ack(imk_consumer_t *c, const struct batch_job *jobs, size_t n)
     return queued;
 }
 
+/* A job that failed (why: borrowed, must outlive the batch) is left pending for a retry,
+ * until it was delivered worker.max_attempts times: then it is dead-lettered. */
+static void retry_or_bury(imk_consumer_t *c, struct batch_job *bj, const char *why)
+{
+    int attempts = delivery_count(c, bj);
+    if (attempts >= c->cfg->worker_max_attempts) {
+        bj->outcome = IMK_JOB_DEAD;
+        bj->dead_why = why;
+        return;
+    }
+    int kind_len;
+    const char *kind = kind_written(bj, &kind_len);
+    IMK_WARN("job_failed", "job=%.*s entry=%s stream=%s kind=%.*s attempt=%d error=\"%s\"",
+             job_id_len(bj), job_id(bj), bj->id, bj->stream, kind_len, kind, attempts, why);
+    bj->outcome = IMK_JOB_FAILED; /* claimed again after worker.claim_idle_ms */
+}
+
 /* Decides what becomes of each job of the batch from its function's reply. A failure is
  * retried (left pending) until worker.max_attempts deliveries, then dead-lettered. */
 static void judge_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
@@ -491,20 +539,10 @@ static void judge_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
             bj->outcome = ok ? IMK_JOB_OK : IMK_JOB_ERROR;
             continue;
         }
-        const char *why = bj->result != NULL && bj->result->type == REDIS_REPLY_ERROR
-                              ? bj->result->str
-                              : "bad function reply";
-        int attempts = delivery_count(c, bj);
-        if (attempts >= c->cfg->worker_max_attempts) {
-            bj->outcome = IMK_JOB_DEAD;
-            bj->dead_why = why;
-            continue;
-        }
-        int kind_len;
-        const char *kind = kind_written(bj, &kind_len);
-        IMK_WARN("job_failed", "job=%.*s entry=%s stream=%s kind=%.*s attempt=%d error=\"%s\"",
-                 job_id_len(bj), job_id(bj), bj->id, bj->stream, kind_len, kind, attempts, why);
-        bj->outcome = IMK_JOB_FAILED; /* claimed again after worker.claim_idle_ms */
+        retry_or_bury(c, bj,
+                      bj->result != NULL && bj->result->type == REDIS_REPLY_ERROR
+                          ? bj->result->str
+                          : "bad function reply");
     }
 }
 
@@ -515,11 +553,128 @@ static int collect_all(imk_consumer_t *c)
     return imk_cluster_client_flush(c->redis) == 0 ? 0 : IMK_EREDIS;
 }
 
+/* A write for another slot queued in a round of run_follow_ups: the job it is for, and
+ * its reply once read. */
+struct follow_up {
+    size_t job;
+    redisReply *reply;
+};
+
+/* Queues the writes for other slots that reply r hands back, and the publish of its events
+ * when it is itself a write's reply (a job's own events go out with its answer), for job
+ * j. Grows *list (capacity *cap) with one entry per command queued. Returns 0 or
+ * IMK_ENOMEM. */
+static int queue_follow_ups(imk_consumer_t *c, size_t j, const redisReply *r, bool publish,
+                            struct follow_up **list, size_t *count, size_t *cap)
+{
+    for (size_t i = 2; i + 1 < r->elements; i += 2) {
+        const redisReply *w = r->element[i + 1];
+        bool write = is_follow_up(r->element[i], w);
+        if (!write && !publish) {
+            continue;
+        }
+        if (*count == *cap) {
+            size_t grown = *cap > 0 ? *cap * 2 : 16;
+            struct follow_up *more = realloc(*list, grown * sizeof(*more));
+            if (more == NULL) {
+                return IMK_ENOMEM;
+            }
+            *list = more;
+            *cap = grown;
+        }
+        int queued;
+        if (write) {
+            const char *argv[MAX_ARGS];
+            size_t lens[MAX_ARGS];
+            size_t argc = w->elements - 1 < MAX_ARGS ? w->elements - 1 : MAX_ARGS;
+            for (size_t k = 0; k < argc; k++) {
+                argv[k] = w->element[k + 1]->str;
+                lens[k] = w->element[k + 1]->len;
+            }
+            uint16_t slot = imk_cluster_slot(w->element[0]->str, w->element[0]->len);
+            queued = queue(c, slot, (int)argc, argv, lens);
+        } else {
+            queued = append_publish(c, r->element[i]->str, r->element[i]->len, w->str, w->len);
+            c->stats.events += (uint64_t)queued;
+        }
+        if (queued == 0) {
+            return IMK_ENOMEM;
+        }
+        (*list)[(*count)++] = (struct follow_up){j, NULL};
+    }
+    return 0;
+}
+
+static void free_follow_ups(struct follow_up *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        freeReplyObject(list[i].reply);
+    }
+    free(list);
+}
+
+/* Runs the writes for other slots that applied jobs hand back (on a cluster: Lua header,
+ * Other slots), each on its key's master, round after round while the Functions among
+ * them hand back more (at most FOLLOW_UP_ROUNDS), publishing those Functions' events. A
+ * job with a write that failed is left to retry (it hands the same writes back when
+ * replayed). Costs nothing when no job hands any back. */
+static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n)
+{
+    struct follow_up *prev = NULL;
+    size_t nprev = 0;
+    for (int round = 0; round < FOLLOW_UP_ROUNDS; round++) {
+        struct follow_up *list = NULL;
+        size_t count = 0, cap = 0;
+        int rc = 0;
+        for (size_t j = 0; j < n && round == 0 && rc == 0; j++) {
+            if (jobs[j].outcome == IMK_JOB_OK || jobs[j].outcome == IMK_JOB_ERROR) {
+                rc = queue_follow_ups(c, j, jobs[j].result, false, &list, &count, &cap);
+            }
+        }
+        for (size_t k = 0; k < nprev && rc == 0; k++) {
+            if (prev[k].reply != NULL && result_ok(prev[k].reply)) {
+                rc = queue_follow_ups(c, prev[k].job, prev[k].reply, true, &list, &count, &cap);
+            }
+        }
+        free_follow_ups(prev, nprev);
+        prev = list;
+        nprev = count;
+        if (count == 0 && rc == 0) {
+            break;
+        }
+        redisReply **replies = rc == 0 ? calloc(count, sizeof(*replies)) : NULL;
+        if (replies == NULL) { /* no memory: every applied job of the batch is retried */
+            (void)imk_cluster_client_flush(c->redis);
+            for (size_t j = 0; j < n; j++) {
+                if (jobs[j].outcome == IMK_JOB_OK || jobs[j].outcome == IMK_JOB_ERROR) {
+                    retry_or_bury(c, &jobs[j], "no memory for its writes in other slots");
+                }
+            }
+            break;
+        }
+        int got = imk_cluster_client_collect(c->redis, replies, (int)count);
+        for (size_t k = 0; k < count; k++) {
+            redisReply *r = got == (int)count ? replies[k] : NULL;
+            struct batch_job *bj = &jobs[list[k].job];
+            if ((r == NULL || r->type == REDIS_REPLY_ERROR) && bj->outcome != IMK_JOB_FAILED &&
+                bj->outcome != IMK_JOB_DEAD) {
+                IMK_WARN("follow_up_failed", "job=%.*s entry=%s error=\"%s\"", job_id_len(bj),
+                         job_id(bj), bj->id, r != NULL ? r->str : "node unreachable");
+                retry_or_bury(c, bj, "a write in another slot failed");
+            }
+            list[k].reply = r;
+        }
+        free(replies);
+    }
+    free_follow_ups(prev, nprev);
+}
+
 /* Second half of a batch: effects and acknowledgements, or leaving a failed job pending for
  * a retry. Returns 0 or IMK_EREDIS. */
 static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
 {
     judge_batch(c, jobs, n);
+    run_follow_ups(c, jobs, n);
     int queued = 0, events = 0, answers = 0;
     for (size_t i = 0; i < n; i++) {
         struct batch_job *bj = &jobs[i];

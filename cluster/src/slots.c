@@ -56,7 +56,7 @@ static int set_host(imk_cluster_addr_t *a, const char *h, size_t n)
 
 static int set_port(imk_cluster_addr_t *a, const char *p, size_t n)
 {
-    long port;
+    int64_t port;
     if (imk_parse_decimal(p, n, 1, 65535, &port) != 0) {
         return IMK_EINVAL;
     }
@@ -150,7 +150,7 @@ int imk_cluster_parse_redirect(const char *err, size_t len, imk_cluster_redirect
     const char *slot = err + word;
     const char *end = err + len;
     const char *space = memchr(slot, ' ', (size_t)(end - slot));
-    long v;
+    int64_t v;
     if (space == NULL ||
         imk_parse_decimal(slot, (size_t)(space - slot), 0, IMK_CLUSTER_SLOTS - 1, &v) != 0) {
         return IMK_EINVAL;

@@ -9,7 +9,7 @@
 
 static int parse_int(const char *s, size_t n, int min, int max, int *out)
 {
-    long v;
+    int64_t v;
     int rc = imk_parse_decimal(s, n, min, max, &v);
     if (rc == 0) {
         *out = (int)v;

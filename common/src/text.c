@@ -91,12 +91,12 @@ int imk_json_quote(imk_buf_t *out, const char *s, size_t len)
     return rc;
 }
 
-int imk_parse_decimal(const char *s, size_t n, long min, long max, long *out)
+int imk_parse_decimal(const char *s, size_t n, int64_t min, int64_t max, int64_t *out)
 {
-    if (n == 0 || n > 9) {
+    if (n == 0 || n > IMK_DECIMAL_DIGITS) {
         return IMK_EINVAL;
     }
-    long v = 0;
+    int64_t v = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9') {
             return IMK_EINVAL;

@@ -779,6 +779,11 @@ static const imk_op_t ops[] = {
     {"admin.events.get", "imkit_events_get", true, build_events_get},
 };
 
+const imk_op_t *imk_op_at(size_t i)
+{
+    return i < sizeof(ops) / sizeof(ops[0]) ? &ops[i] : NULL;
+}
+
 const imk_op_t *imk_op_find(const char *name)
 {
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {

@@ -49,6 +49,9 @@ typedef struct imk_op {
 /* The operation named name, or NULL. */
 const imk_op_t *imk_op_find(const char *name);
 
+/* The i-th operation of the table (i from 0), or NULL past its end: to list them all. */
+const imk_op_t *imk_op_at(size_t i);
+
 /* Sets err to code and a formatted message; returns -1. */
 int imk_op_fail(imk_op_error_t *err, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

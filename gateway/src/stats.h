@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 /* Label values of op: 0 is "no request"; then the operations of the client protocol
- * (PROTOCOL.md §2); the last is "invalid" (a frame whose op is missing or unknown). */
+ * (PROTOCOL.md §2: the session's own, and every client operation of ops.c, which
+ * test_ops checks); the last is "invalid" (a frame whose op is missing or unknown). */
 #define IMK_STATS_OP_NONE 0
 #define IMK_STATS_OPS 22
 /* Label values of code: the contract's error codes, then "other". */

@@ -206,6 +206,57 @@ async function indexOf(rc, id) {
     return out === '' ? [] : out.split('\n');
 }
 
+test('the room list on a cluster: assembled from the rooms\' masters, ordered, paged and counted as on one Redis', { timeout: 60000 }, async () => {
+    const rc = h.cluster;
+    // Expected: last activity first, ties by id bytes; bob has read nothing (10 each).
+    const rows = [];
+    for (const rid of rooms) {
+        rows.push({ rid, ts: Number(await rc.command('HGET', `${P}r:{${rid}}`, 'last_ts')) });
+    }
+    rows.sort((a, b) => (b.ts - a.ts) || (Buffer.compare(Buffer.from(a.rid), Buffer.from(b.rid))));
+    const expected = rows.map((r) => r.rid);
+    const all = await bob.request('room.list', { limit: 100 });
+    assert.equal(all.ok, true, JSON.stringify(all));
+    assert.deepEqual(all.data.rooms.map((r) => r.id), expected);
+    assert.equal(all.data.next, null);
+    assert.equal(all.data.unread_total, 30);
+    for (const r of all.data.rooms) {
+        assert.equal(r.unread, 10, r.id);
+        assert.equal(r.last_message.seq, 10, r.id);
+        assert.equal(r.members_count, 2);
+    }
+    // Pages of one: the cursor of each page leads to the next, the last says null.
+    const paged = [];
+    let before;
+    for (let i = 0; i < 5; i++) {
+        const page = await bob.request('room.list', before ? { limit: 1, before } : { limit: 1 });
+        assert.equal(page.ok, true, JSON.stringify(page));
+        paged.push(...page.data.rooms.map((r) => r.id));
+        before = page.data.next;
+        if (before === null) {
+            break;
+        }
+        assert.match(before, /^\d+:wr\d+$/);
+    }
+    assert.deepEqual(paged, expected);
+    const bad = await bob.request('room.list', { before: 'garbage' });
+    assert.equal(bad.ok, false);
+    assert.deepEqual([bad.error.code, bad.error.message], ['bad_request', 'before: bad cursor']);
+    // A read mark moves the counts; the admin API lists the same rooms.
+    const read = await bob.request('room.read', { room: expected[0], seq: 10 });
+    assert.equal(read.ok, true, JSON.stringify(read));
+    const after = await bob.request('room.list', {});
+    assert.equal(after.data.unread_total, 20);
+    assert.equal(after.data.rooms.find((r) => r.id === expected[0]).unread, 0);
+    const viaAdmin = await admin('GET', '/v1/clients/bob/rooms?limit=100');
+    assert.equal(viaAdmin.status, 200, JSON.stringify(viaAdmin.body));
+    assert.deepEqual(viaAdmin.body.rooms.map((r) => r.id), expected);
+    // A client in no room: an empty list.
+    const carl = await connect('carl');
+    const none = await carl.request('room.list', {});
+    assert.deepEqual(none.data, { rooms: [], next: null, unread_total: 0 });
+});
+
 test('rooms and members on a cluster: each member\'s room index and profile are written on its own master', { timeout: 90000 }, async () => {
     const rc = h.cluster;
     // carol and dave never connected: their profiles are made in their own slots.

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* ---- screening the reader's input ------------------------------------------------------ */
 
 /* A RESP length: "-1", or digits at most max. */
-static bool small_length(const uint8_t *p, size_t n, long max, long *out)
+static bool small_length(const uint8_t *p, size_t n, int64_t max, int64_t *out)
 {
     if (n == 2 && p[0] == '-' && p[1] == '1') {
         *out = -1;
@@ -64,7 +64,7 @@ static int walk(const uint8_t *p, size_t n, size_t *pos, int depth)
     if (!next_line(p, n, pos, &len)) {
         return 0;
     }
-    long v;
+    int64_t v;
     switch (type) {
     case '+':
     case '-':
@@ -85,7 +85,7 @@ static int walk(const uint8_t *p, size_t n, size_t *pos, int depth)
         if (depth >= MAX_DEPTH || !small_length(p + start, len, MAX_ELEMENTS, &v)) {
             return -1;
         }
-        for (long i = 0; i < v; i++) {
+        for (int64_t i = 0; i < v; i++) {
             int rc = walk(p, n, pos, depth + 1);
             if (rc <= 0) {
                 return rc;

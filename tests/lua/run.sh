@@ -87,7 +87,7 @@ check_match() {
 is_query() {
   case $1 in
   imkit_client_get | imkit_room_get | imkit_room_list | imkit_msg_history | imkit_sync | \
-    imkit_presence_get | imkit_events_get | imkit_auth_check)
+    imkit_presence_get | imkit_events_get | imkit_auth_check | imkit_room_index | imkit_room_row)
     return 0 ;;
   esac
   return 1
@@ -235,8 +235,8 @@ check "FUNCTION LOAD" "$out" "imkit"
 out=$(rc -x FUNCTION LOAD REPLACE <"$LIB")
 check "FUNCTION LOAD REPLACE twice" "$out" "imkit"
 nfun=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -c '^imkit_')
-check "29 functions registered" "$nfun" 29
-for f in imkit_client_get imkit_room_get imkit_room_list imkit_msg_history imkit_sync imkit_presence_get \
+check "31 functions registered" "$nfun" 31
+for f in imkit_client_get imkit_room_get imkit_room_list imkit_room_index imkit_room_row imkit_msg_history imkit_sync imkit_presence_get \
   imkit_events_get imkit_auth_check; do
   flags=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -A4 "^$f\$" | sed -n 5p)
   check "$f is no-writes" "$flags" "no-writes"
@@ -696,6 +696,19 @@ for c in 'garbage' ':L1' '12:' 'x:L1'; do
 done
 call imkit_room_list '' '{"limit":2}'
 expect bad_request "room_list without a client"
+
+# A cluster's room list, assembled by the gateway: the index, then one row per room.
+call imkit_room_index lena '{}'
+check "room_index: every room of the index" "$(py -c '
+import json,sys; print(" ".join(sorted(json.loads(sys.argv[1])["rooms"])))' "$BODY")" "L1 L2 L3 L4 L5 t-1 tA t_1"
+call imkit_room_index '' '{}'
+expect bad_request "room_index without a client"
+call imkit_room_row lena '{"room":"L2"}'
+expect ok "room_row"
+check "room_row: ts, unread, then the summary as room_list has it" \
+  "$(j ts)|$(j unread)|$(j summary.id)|${BODY:0:29}" "3000|0|L2|{\"ts\":3000,\"unread\":0,\"summary\""
+call imkit_room_row lena '{"room":"nosuch"}'
+check "room_row of a dangling entry" "$ST" not_found
 
 # Activity: poster writes in L1 (2) and L3 (1): they come first, newest first.
 call imkit_msg_send poster '{"room":"L1","cid":"p1","type":"text","text":"1"}'

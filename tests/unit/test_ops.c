@@ -18,6 +18,7 @@
 #include "imkit/config.h"
 #include "imkit/ids.h"
 #include "ops.h"
+#include "stats.h"
 
 static imk_config_t cfg;
 
@@ -325,6 +326,44 @@ static void test_find(void **state)
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         assert_null(imk_op_find(unknown[i]));
     }
+}
+
+/* The request metrics (stats.c) keep a fixed list of op labels beside this table: every
+ * client operation has its label, and every label but the session's own (auth, ping,
+ * typing) and "invalid" is a client operation. */
+static void test_stats_labels(void **state)
+{
+    (void)state;
+    size_t client_ops = 0;
+    for (size_t i = 0; imk_op_at(i) != NULL; i++) {
+        const char *name = imk_op_at(i)->name;
+        if (strncmp(name, "admin.", 6) == 0) {
+            continue;
+        }
+        client_ops++;
+        imk_stats_req_t r;
+        imk_stats_begin(&r);
+        imk_stats_name(&r, name);
+        assert_string_equal(imk_stats_op_label(r.op), name);
+    }
+    static const char *const session_ops[] = {"auth", "ping", "typing"};
+    size_t labels = 0;
+    for (int i = IMK_STATS_OP_NONE + 1; i < IMK_STATS_OPS; i++) {
+        const char *label = imk_stats_op_label(i);
+        bool own = strcmp(label, "invalid") == 0;
+        for (size_t k = 0; k < sizeof(session_ops) / sizeof(session_ops[0]); k++) {
+            own = own || strcmp(label, session_ops[k]) == 0;
+        }
+        if (!own) {
+            assert_non_null(imk_op_find(label));
+            labels++;
+        }
+    }
+    assert_int_equal(labels, client_ops);
+    imk_stats_req_t r;
+    imk_stats_begin(&r);
+    imk_stats_name(&r, "admin.client.put");
+    assert_string_equal(imk_stats_op_label(r.op), "invalid");
 }
 
 static void test_fail(void **state)
@@ -1062,6 +1101,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find),
+        cmocka_unit_test(test_stats_labels),
         cmocka_unit_test(test_fail),
         cmocka_unit_test(test_client_get),
         cmocka_unit_test(test_room_create),

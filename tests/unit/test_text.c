@@ -796,7 +796,7 @@ static void test_redis_url_bad(void **state)
 static void test_parse_decimal(void **state)
 {
     (void)state;
-    long v = -7;
+    int64_t v = -7;
     assert_int_equal(imk_parse_decimal("0", 1, 0, 10, &v), 0);
     assert_int_equal(v, 0);
     assert_int_equal(imk_parse_decimal("65535", 5, 1, 65535, &v), 0);
@@ -809,7 +809,10 @@ static void test_parse_decimal(void **state)
     assert_int_equal(imk_parse_decimal("65536", 5, 1, 65535, &v), IMK_EINVAL);
     assert_int_equal(imk_parse_decimal("0", 1, 1, 10, &v), IMK_EINVAL);
     assert_int_equal(imk_parse_decimal("", 0, 0, 10, &v), IMK_EINVAL);
-    assert_int_equal(imk_parse_decimal("1234567890", 10, 0, 2000000000, &v), IMK_EINVAL);
+    assert_int_equal(imk_parse_decimal("999999999999999999", 18, 0, INT64_MAX, &v), 0);
+    assert_true(v == 999999999999999999LL);
+    v = -7;
+    assert_int_equal(imk_parse_decimal("1234567890123456789", 19, 0, INT64_MAX, &v), IMK_EINVAL);
     assert_int_equal(imk_parse_decimal("-1", 2, -5, 5, &v), IMK_EINVAL);
     assert_int_equal(imk_parse_decimal("+1", 2, 0, 5, &v), IMK_EINVAL);
     assert_int_equal(imk_parse_decimal(" 1", 2, 0, 5, &v), IMK_EINVAL);

@@ -1383,6 +1383,26 @@ local function fn_room_list(args)
   return obj('rooms', rooms, 'next', next_cursor, 'unread_total', unread_total)
 end
 
+-- On a Redis Cluster the client's index and its rooms are in different slots: the gateway
+-- assembles the room list from these two reads, sorted and paged as fn_room_list does.
+-- imkit_room_index: from = the client  ->  {"rooms":[room ids]}
+local function fn_room_index(args)
+  if FROM == '' then fail('bad_request', 'from: the client whose rooms to list is required') end
+  return obj('rooms', arr(redis.call('ZRANGE', K.user_rooms(FROM), 0, -1)))
+end
+
+-- imkit_room_row: args room; from = the client  ->  {"ts","unread","summary"}, the fields
+-- in that order (the gateway reads ts and unread, and embeds the summary as it is).
+local function fn_room_row(args)
+  CLUSTER = true -- called on a cluster only: a direct room's peer is another slot
+  local rid = arg_str(args, 'room', true)
+  local h = load_room(rid)
+  if not h then fail('not_found', 'room ' .. rid .. ' not found') end -- a dangling entry
+  local mark = read_mark(rid, FROM)
+  return obj('ts', num(h.last_ts), 'unread', unread_of(h, mark),
+    'summary', room_summary(rid, h, FROM, mark))
+end
+
 ---------------------------------------------------------------------------------------
 -- 7c. Functions: messages
 ---------------------------------------------------------------------------------------
@@ -1764,6 +1784,8 @@ local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list 
   { 'imkit_room_create', fn_room_create, WRITE, JOB },
   { 'imkit_room_get', fn_room_get, QUERY },
   { 'imkit_room_list', fn_room_list, QUERY },
+  { 'imkit_room_index', fn_room_index, QUERY },
+  { 'imkit_room_row', fn_room_row, QUERY },
   { 'imkit_room_read', fn_room_read, WRITE, JOB },
   { 'imkit_msg_send', fn_msg_send, WRITE, JOB, replay_msg_send },
   { 'imkit_msg_history', fn_msg_history, QUERY },

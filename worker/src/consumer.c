@@ -389,11 +389,13 @@ static const char *kind_written(const struct batch_job *bj, int *len)
 }
 
 /* Whether a reply's pair is a write for another slot: channel '' and payload
- * [route key, command, arguments...], all strings (Lua header: Other slots). */
+ * [route key, command, arguments...], all strings, at most MAX_ARGS after the route (Lua
+ * header: Other slots). */
 static bool is_follow_up(const redisReply *channel, const redisReply *payload)
 {
     if (channel->type != REDIS_REPLY_STRING || channel->len != 0 ||
-        payload->type != REDIS_REPLY_ARRAY || payload->elements < 2) {
+        payload->type != REDIS_REPLY_ARRAY || payload->elements < 2 ||
+        payload->elements > MAX_ARGS + 1) {
         return false;
     }
     for (size_t i = 0; i < payload->elements; i++) {
@@ -570,7 +572,7 @@ static int queue_follow_ups(imk_consumer_t *c, size_t j, const redisReply *r, bo
     for (size_t i = 2; i + 1 < r->elements; i += 2) {
         const redisReply *w = r->element[i + 1];
         bool write = is_follow_up(r->element[i], w);
-        if (!write && !publish) {
+        if (!write && (!publish || r->element[i]->len == 0)) {
             continue;
         }
         if (*count == *cap) {
@@ -586,7 +588,7 @@ static int queue_follow_ups(imk_consumer_t *c, size_t j, const redisReply *r, bo
         if (write) {
             const char *argv[MAX_ARGS];
             size_t lens[MAX_ARGS];
-            size_t argc = w->elements - 1 < MAX_ARGS ? w->elements - 1 : MAX_ARGS;
+            size_t argc = w->elements - 1; /* at most MAX_ARGS: is_follow_up */
             for (size_t k = 0; k < argc; k++) {
                 argv[k] = w->element[k + 1]->str;
                 lens[k] = w->element[k + 1]->len;

@@ -706,7 +706,7 @@ expect bad_request "room_index without a client"
 call imkit_room_row lena '{"room":"L2"}'
 expect ok "room_row"
 check "room_row: ts, unread, then the summary as room_list has it" \
-  "$(j ts)|$(j unread)|$(j summary.id)|${BODY:0:29}" "3000|0|L2|{\"ts\":3000,\"unread\":0,\"summary\""
+  "$(j ts)|$(j unread)|$(j summary.id)|${BODY:0:31}" "3000|0|L2|{\"ts\":3000,\"unread\":0,\"summary\""
 call imkit_room_row lena '{"room":"nosuch"}'
 check "room_row of a dangling entry" "$ST" not_found
 

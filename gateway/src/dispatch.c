@@ -5,7 +5,7 @@
 #include "imkit/keys.h"
 #include "imkit/log.h"
 #include "link.h"
-#include "room_list.h"
+#include "gather.h"
 
 #include <hiredis/hiredis.h>
 #include <stdint.h>
@@ -138,13 +138,6 @@ static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref 
     return rc;
 }
 
-/* Whether a query reads several slots and is assembled by the gateway from per-slot reads:
- * the room list, on a Redis Cluster (room_list.h). */
-static bool assembled_here(const imk_gateway_t *gw, const imk_call_t *call)
-{
-    return gw->cfg->redis_cluster[0] != '\0' && strcmp(call->function, "imkit_room_list") == 0;
-}
-
 int imk_dispatch(imk_gateway_t *gw, const imk_call_t *call, imk_pending_fn *fn, void *ctx,
                  uint64_t tag)
 {
@@ -168,10 +161,10 @@ int imk_dispatch(imk_gateway_t *gw, const imk_call_t *call, imk_pending_fn *fn, 
     int rc;
     if (!call->query) {
         rc = send_job(gw, call, q);
-    } else if (assembled_here(gw, call)) {
-        rc = imk_room_list_send(gw, req, call->from, call->args);
+    } else if (imk_gather_wanted(gw, call)) {
+        rc = imk_gather_send(gw, req, call);
         if (rc == 0) {
-            free(q); /* the listing answers the pending request itself */
+            free(q); /* the gather answers the pending request itself */
         }
     } else {
         rc = send_query(gw, call, q);

@@ -257,6 +257,23 @@ test('the room list on a cluster: assembled from the rooms\' masters, ordered, p
     assert.deepEqual(none.data, { rooms: [], next: null, unread_total: 0 });
 });
 
+test('sync on a cluster: every room, the rooms left, the messages after what the client holds', { timeout: 60000 }, async () => {
+    const listed = await bob.request('room.list', { limit: 100 });
+    const order = listed.data.rooms.map((r) => r.id);
+    const [a, b] = rooms;
+    const res = await bob.request('sync', { known: { [a]: 5, [b]: 10, gone: 3 } });
+    assert.equal(res.ok, true, JSON.stringify(res));
+    assert.deepEqual(Object.keys(res.data), ['rooms', 'left', 'messages', 'has_more']);
+    assert.deepEqual(res.data.rooms.map((r) => r.id), order, 'every room, in room list order');
+    assert.deepEqual(res.data.left, ['gone']);
+    assert.deepEqual(Object.keys(res.data.messages), [a], 'messages only for the room behind');
+    assert.deepEqual(res.data.messages[a].map((m) => m.seq), [6, 7, 8, 9, 10]);
+    assert.equal(res.data.messages[a][0].room, a);
+    assert.deepEqual(res.data.has_more, { [a]: false });
+    const fresh = await bob.request('sync', {});
+    assert.deepEqual([fresh.data.rooms.length, fresh.data.left, fresh.data.messages], [rooms.length, [], {}]);
+});
+
 test('rooms and members on a cluster: each member\'s room index and profile are written on its own master', { timeout: 90000 }, async () => {
     const rc = h.cluster;
     // carol and dave never connected: their profiles are made in their own slots.

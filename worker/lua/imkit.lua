@@ -1383,26 +1383,6 @@ local function fn_room_list(args)
   return obj('rooms', rooms, 'next', next_cursor, 'unread_total', unread_total)
 end
 
--- On a Redis Cluster the client's index and its rooms are in different slots: the gateway
--- assembles the room list from these two reads, sorted and paged as fn_room_list does.
--- imkit_room_index: from = the client  ->  {"rooms":[room ids]}
-local function fn_room_index(args)
-  if FROM == '' then fail('bad_request', 'from: the client whose rooms to list is required') end
-  return obj('rooms', arr(redis.call('ZRANGE', K.user_rooms(FROM), 0, -1)))
-end
-
--- imkit_room_row: args room; from = the client  ->  {"ts","unread","summary"}, the fields
--- in that order (the gateway reads ts and unread, and embeds the summary as it is).
-local function fn_room_row(args)
-  CLUSTER = true -- called on a cluster only: a direct room's peer is another slot
-  local rid = arg_str(args, 'room', true)
-  local h = load_room(rid)
-  if not h then fail('not_found', 'room ' .. rid .. ' not found') end -- a dangling entry
-  local mark = read_mark(rid, FROM)
-  return obj('ts', num(h.last_ts), 'unread', unread_of(h, mark),
-    'summary', room_summary(rid, h, FROM, mark))
-end
-
 ---------------------------------------------------------------------------------------
 -- 7c. Functions: messages
 ---------------------------------------------------------------------------------------
@@ -1657,6 +1637,41 @@ local function fn_sync(args)
   end
   table.sort(left, bytes_less)
   return obj('rooms', rooms, 'left', left, 'messages', messages, 'has_more', has_more)
+end
+
+-- On a Redis Cluster a client's index and its rooms are in different slots: the gateway
+-- assembles room.list and sync from these two reads, sorted, paged and counted as
+-- fn_room_list and fn_sync do (FUNCTIONS.md, "Queries the gateway assembles").
+-- imkit_room_index: from = the client  ->  {"rooms":[room ids]}
+local function fn_room_index(args)
+  if FROM == '' then fail('bad_request', 'from: the client whose rooms to list is required') end
+  return obj('rooms', arr(redis.call('ZRANGE', K.user_rooms(FROM), 0, -1)))
+end
+
+-- imkit_room_row: args room, held? (the seq the client holds, for sync); from = the client
+--   ->  "<ts> <unread> <summary bytes> <messages bytes or -1> <has_more 0|1>\n" then the
+--       summary's JSON, then the JSON array of the messages after held (sync, when the
+--       room has newer ones). Not JSON: the gateway embeds both texts as they are.
+local function fn_room_row(args)
+  CLUSTER = true -- called on a cluster only: a direct room's peer is another slot
+  local rid = arg_str(args, 'room', true)
+  local held = arg_int(args, 'held')
+  local h = load_room(rid)
+  if not h then fail('not_found', 'room ' .. rid .. ' not found') end -- a dangling entry
+  local mark = read_mark(rid, FROM)
+  local summary = json(room_summary(rid, h, FROM, mark))
+  local messages, more = '', false
+  if held and num(h.last_seq) > held then
+    local entries = redis.call('XRANGE', K.log(rid), '(' .. stream_id(math.max(held, 0)), '+',
+      'COUNT', SYNC_PAGE + 1)
+    local texts = page_texts(rid, entries)
+    local page = arr()
+    for i = 1, math.min(#texts, SYNC_PAGE) do page[i] = raw(texts[i]) end
+    messages, more = json(page), #texts > SYNC_PAGE
+  end
+  return raw(string.format('%s %s %d %d %d\n', fmt_int(num(h.last_ts)),
+    fmt_int(unread_of(h, mark)), #summary, messages == '' and -1 or #messages, more and 1 or 0)
+    .. summary .. messages)
 end
 
 ---------------------------------------------------------------------------------------

@@ -1,0 +1,28 @@
+/* Queries over many rooms on a Redis Cluster: room.list and sync. A client's room index
+ * lives in its slot and each of its rooms in the room's, so no one Function call can read
+ * them all. The gateway gathers them: the index (imkit_room_index, on the client's master),
+ * then one row per room (imkit_room_row, on each room's master, all sent at once), and
+ * builds the answer imkit_room_list or imkit_sync gives on one Redis: rooms by last
+ * activity, ties by room id bytes; for room.list the page after the cursor
+ * "<last_ts>:<room id>" and unread_total over every room; for sync every room, the known
+ * rooms left, and the messages after each held seq (FUNCTIONS.md, "Queries the gateway
+ * assembles"). */
+#ifndef IMKIT_GATEWAY_GATHER_H
+#define IMKIT_GATEWAY_GATHER_H
+
+#include "dispatch.h"
+#include "gateway.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Whether call is gathered here rather than sent as one FCALL_RO: room.list and sync, on
+ * a Redis Cluster. */
+bool imk_gather_wanted(const imk_gateway_t *gw, const imk_call_t *call);
+
+/* Starts gathering call's answer for pending request req, which gets it as a query's.
+ * Returns 0, or IMK_EREDIS / IMK_ENOMEM when the first read could not be sent (nothing
+ * will answer). */
+int imk_gather_send(imk_gateway_t *gw, uint64_t req, const imk_call_t *call);
+
+#endif

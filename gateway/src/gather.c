@@ -39,15 +39,20 @@ struct held {
     bool present; /* the room is in the index: not left */
 };
 
+/* What is gathered: a client's rooms (room.list, sync), or clients one by one (client.get,
+ * presence.watch: imkit_client_get, imkit_presence_get). */
+enum gather_kind { GATHER_LIST, GATHER_SYNC, GATHER_CLIENTS };
+
 /* A query being gathered: what was asked, and the rows read so far. */
 struct gather {
     imk_gateway_t *gw;
     uint64_t req;
-    bool sync;
+    enum gather_kind kind;
+    const char *function; /* GATHER_CLIENTS: the one asked, a static string */
     char from[IMK_ID_MAX + 1];
     int64_t limit;
-    char *before; /* room.list's cursor as given, or NULL */
-    struct held *known;
+    char *before;       /* room.list's cursor as given, or NULL */
+    struct held *known; /* sync's known; GATHER_CLIENTS: the ids asked, in order */
     size_t nknown;
     size_t expected;
     size_t received;
@@ -60,6 +65,7 @@ struct gather {
 struct row_read {
     struct gather *g;
     char rid[IMK_ID_MAX + 1];
+    size_t index; /* GATHER_CLIENTS: the id's place in the answer */
 };
 
 static void gather_free(struct gather *g)
@@ -123,6 +129,25 @@ static int read_known(struct gather *g, const msgpack_object *v)
     return 0;
 }
 
+/* client.get's and presence.watch's ids (checked by the gateway's build), in order. */
+static int read_ids(struct gather *g, const msgpack_object *v)
+{
+    if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size == 0) {
+        return 0;
+    }
+    g->known = calloc(v->via.array.size, sizeof(*g->known));
+    if (g->known == NULL) {
+        return IMK_ENOMEM;
+    }
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        const msgpack_object *id = &v->via.array.ptr[i];
+        if (id->type == MSGPACK_OBJECT_STR && id->via.str.size <= IMK_ID_MAX) {
+            memcpy(g->known[g->nknown++].rid, id->via.str.ptr, id->via.str.size);
+        }
+    }
+    return 0;
+}
+
 /* Reads the query's arguments: room.list's limit (clamped as on one Redis) and before,
  * sync's known. */
 static int read_args(struct gather *g, const imk_buf_t *args)
@@ -144,6 +169,8 @@ static int read_args(struct gather *g, const imk_buf_t *args)
                 rc = g->before != NULL ? 0 : IMK_ENOMEM;
             } else if (key_is(k, "known")) {
                 rc = read_known(g, v);
+            } else if (key_is(k, "ids")) {
+                rc = read_ids(g, v);
             }
         }
     }
@@ -247,6 +274,35 @@ static void render_list(const struct gather *g, imk_buf_t *out)
     imk_buf_append(out, tail, (size_t)n);
 }
 
+static void append_messages(const struct row *r, imk_buf_t *out)
+{
+    imk_buf_append(out, r->text + r->summary_len, (size_t)r->messages_len);
+}
+
+static void append_has_more(const struct row *r, imk_buf_t *out)
+{
+    imk_buf_append(out, r->has_more ? "true" : "false", r->has_more ? 4 : 5);
+}
+
+/* {"<room id>":value,...} over the rows that have messages (sync's messages, has_more). */
+static void append_row_map(const struct gather *g, imk_buf_t *out,
+                           void (*value)(const struct row *, imk_buf_t *))
+{
+    imk_buf_append(out, "{", 1);
+    bool comma = false;
+    for (size_t i = 0; i < g->nrows; i++) {
+        const struct row *r = &g->rows[i];
+        if (r->messages_len >= 0) {
+            imk_buf_append(out, comma ? ",\"" : "\"", comma ? 2 : 1);
+            imk_buf_append(out, r->rid, strlen(r->rid));
+            imk_buf_append(out, "\":", 2);
+            value(r, out);
+            comma = true;
+        }
+    }
+    imk_buf_append(out, "}", 1);
+}
+
 /* sync: {"rooms":[...],"left":[...],"messages":{...},"has_more":{...}}. */
 static void render_sync(struct gather *g, imk_buf_t *out)
 {
@@ -262,30 +318,27 @@ static void render_sync(struct gather *g, imk_buf_t *out)
             comma = true;
         }
     }
-    imk_buf_append(out, "],\"messages\":{", 14);
-    comma = false;
-    for (size_t i = 0; i < g->nrows; i++) {
+    imk_buf_append(out, "],\"messages\":", 13);
+    append_row_map(g, out, append_messages);
+    imk_buf_append(out, ",\"has_more\":", 12);
+    append_row_map(g, out, append_has_more);
+    imk_buf_append(out, "}", 1);
+}
+
+/* client.get, presence.watch: {"clients":[...]}, each id's entry in the order asked. */
+static void render_clients(const struct gather *g, imk_buf_t *out)
+{
+    imk_buf_append(out, "{\"clients\":[", 12);
+    bool comma = false;
+    for (size_t i = 0; i < g->nknown; i++) {
         const struct row *r = &g->rows[i];
-        if (r->messages_len >= 0) {
-            imk_buf_append(out, comma ? "," : "", comma);
-            append_id(out, r->rid);
-            imk_buf_append(out, ":", 1);
-            imk_buf_append(out, r->text + r->summary_len, (size_t)r->messages_len);
+        if (r->summary_len > 0) {
+            imk_buf_append(out, ",", comma);
+            imk_buf_append(out, r->text, r->summary_len);
             comma = true;
         }
     }
-    imk_buf_append(out, "},\"has_more\":{", 14);
-    comma = false;
-    for (size_t i = 0; i < g->nrows; i++) {
-        const struct row *r = &g->rows[i];
-        if (r->messages_len >= 0) {
-            imk_buf_append(out, comma ? "," : "", comma);
-            append_id(out, r->rid);
-            imk_buf_append(out, r->has_more ? ":true" : ":false", r->has_more ? 5 : 6);
-            comma = true;
-        }
-    }
-    imk_buf_append(out, "}}", 2);
+    imk_buf_append(out, "]}", 2);
 }
 
 /* Every row is in: answers. */
@@ -297,12 +350,16 @@ static void finish(struct gather *g)
         gather_free(g);
         return;
     }
-    qsort(g->rows, g->nrows, sizeof(*g->rows), compare_rows);
+    if (g->kind != GATHER_CLIENTS) {
+        qsort(g->rows, g->nrows, sizeof(*g->rows), compare_rows);
+    }
     imk_buf_t out = IMK_BUF_INIT;
-    if (g->sync) {
+    if (g->kind == GATHER_SYNC) {
         render_sync(g, &out);
-    } else {
+    } else if (g->kind == GATHER_LIST) {
         render_list(g, &out);
+    } else {
+        render_clients(g, &out);
     }
     if (out.data != NULL) {
         answer(g, "ok", out.data, out.len);
@@ -410,7 +467,7 @@ static int send_row(struct gather *g, const char *rid)
     if (rid == NULL || strlen(rid) > IMK_ID_MAX) {
         return IMK_EINVAL;
     }
-    const struct held *h = g->sync ? held_of(g, rid) : NULL;
+    const struct held *h = g->kind == GATHER_SYNC ? held_of(g, rid) : NULL;
     struct row_read *rr = calloc(1, sizeof(*rr));
     imk_buf_t args = IMK_BUF_INIT;
     imk_mp_t mp;
@@ -433,6 +490,74 @@ static int send_row(struct gather *g, const char *rid)
         free(rr);
     }
     return rc;
+}
+
+/* One client's entry: {"clients":[<entry>]} from the function asked with that one id; an
+ * unknown client's is {"clients":[]}. Kept in the row of the id's place. */
+static void on_client(redisReply *reply, void *arg)
+{
+    struct row_read *rr = arg;
+    struct gather *g = rr->g;
+    static const char head[] = "{\"clients\":[";
+    size_t head_len = sizeof(head) - 1;
+    if (!is_result(reply) || !status_ok(reply)) {
+        fail(g, reply, g->function); /* a refusal too: the one id was checked already */
+    } else {
+        const redisReply *body = reply->element[1];
+        struct row *r = &g->rows[rr->index];
+        if (body->len < head_len + 2 || memcmp(body->str, head, head_len) != 0) {
+            fail(g, reply, g->function);
+        } else if (body->len > head_len + 2) {
+            r->summary_len = body->len - head_len - 2;
+            r->text = malloc(r->summary_len);
+            if (r->text == NULL) {
+                r->summary_len = 0;
+                g->failure = "internal";
+            } else {
+                memcpy(r->text, body->str + head_len, r->summary_len);
+            }
+        }
+    }
+    free(rr);
+    row_done(g);
+}
+
+/* Sends one read per client asked, all at once, each with that one id. Returns 0, or
+ * IMK_EREDIS when none could be sent (then nothing will answer). */
+static int read_clients(struct gather *g)
+{
+    g->rows = g->nknown > 0 ? calloc(g->nknown, sizeof(*g->rows)) : NULL;
+    g->nrows = g->rows != NULL ? g->nknown : 0;
+    g->expected = 1;
+    for (size_t i = 0; i < g->nrows; i++) {
+        const char *id = g->known[i].rid;
+        struct row_read *rr = calloc(1, sizeof(*rr));
+        imk_buf_t args = IMK_BUF_INIT;
+        imk_mp_t mp;
+        imk_mp_init(&mp, &args);
+        imk_mp_map(&mp, 1);
+        imk_mp_cstr(&mp, "ids");
+        imk_mp_array(&mp, 1);
+        imk_mp_cstr(&mp, id);
+        int rc = IMK_ENOMEM;
+        if (rr != NULL && args.data != NULL) {
+            rr->g = g;
+            rr->index = i;
+            rc = send_read(g, g->function, id, args.data, args.len, on_client, rr);
+        }
+        imk_buf_deinit(&args);
+        if (rc == 0) {
+            g->expected++;
+        } else {
+            free(rr);
+            fail(g, NULL, g->function);
+        }
+    }
+    if (g->expected == 1) {
+        return IMK_EREDIS;
+    }
+    row_done(g); /* the replies are still to come: never the last one here */
+    return 0;
 }
 
 /* Sends one row read per room of the index, all at once. One extra expected row, done
@@ -484,11 +609,29 @@ static void on_index(redisReply *reply, void *arg)
     json_decref(index);
 }
 
+/* The kind of gather a query's function needs, or -1 for none. */
+static int kind_of(const char *function)
+{
+    static const struct {
+        const char *function;
+        enum gather_kind kind;
+    } kinds[] = {
+        {"imkit_room_list", GATHER_LIST},
+        {"imkit_sync", GATHER_SYNC},
+        {"imkit_client_get", GATHER_CLIENTS},
+        {"imkit_presence_get", GATHER_CLIENTS},
+    };
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strcmp(kinds[i].function, function) == 0) {
+            return (int)kinds[i].kind;
+        }
+    }
+    return -1;
+}
+
 bool imk_gather_wanted(const imk_gateway_t *gw, const imk_call_t *call)
 {
-    return call->query && gw->cfg->redis_cluster[0] != '\0' &&
-           (strcmp(call->function, "imkit_room_list") == 0 ||
-            strcmp(call->function, "imkit_sync") == 0);
+    return call->query && gw->cfg->redis_cluster[0] != '\0' && kind_of(call->function) >= 0;
 }
 
 int imk_gather_send(imk_gateway_t *gw, uint64_t req, const imk_call_t *call)
@@ -499,10 +642,13 @@ int imk_gather_send(imk_gateway_t *gw, uint64_t req, const imk_call_t *call)
     }
     g->gw = gw;
     g->req = req;
-    g->sync = strcmp(call->function, "imkit_sync") == 0;
+    g->kind = (enum gather_kind)kind_of(call->function);
+    g->function = call->function;
     snprintf(g->from, sizeof(g->from), "%s", call->from);
     int rc = read_args(g, call->args);
-    if (rc == 0) {
+    if (rc == 0 && g->kind == GATHER_CLIENTS) {
+        rc = read_clients(g);
+    } else if (rc == 0) {
         rc = send_read(g, "imkit_room_index", g->from, "", 0, on_index, g);
     }
     if (rc != 0) {

@@ -146,6 +146,9 @@ test('workers on a cluster load the Functions on every master and read every str
         'gateway.admin_listen': `127.0.0.1:${adminPort}`,
         'auth.jwt_secrets': SECRET,
         'admin.api_keys': 'k',
+        // The message runs and the history reads after them go as fast as they can.
+        'limits.rate': 5000,
+        'limits.rate_abuse': 100000,
     });
     // One worker seeded with a master, one with a replica: both learn the whole map.
     const w1 = startWorker('w1', `127.0.0.1:${masters[0].port}`);
@@ -272,6 +275,23 @@ test('sync on a cluster: every room, the rooms left, the messages after what the
     assert.deepEqual(res.data.has_more, { [a]: false });
     const fresh = await bob.request('sync', {});
     assert.deepEqual([fresh.data.rooms.length, fresh.data.left, fresh.data.messages], [rooms.length, [], {}]);
+});
+
+test('client.get and presence.watch on a cluster: each client read on its own master, in the order asked', { timeout: 30000 }, async () => {
+    const rc = h.cluster;
+    const ids = ['bob', 'carl', 'nosuch', 'alice'];
+    assert.ok(new Set(await Promise.all(ids.map((id) => rc.masterOfKey(`{${id}}`)))).size >= 2, 'clients on several masters');
+    const got = await alice.request('client.get', { ids });
+    assert.equal(got.ok, true, JSON.stringify(got));
+    assert.deepEqual(got.data.clients.map((c) => c.id), ['bob', 'carl', 'alice'], 'unknown ids left out');
+    assert.equal(got.data.clients[0].name, 'bob');
+    const watched = await alice.request('presence.watch', { ids: ['bob', 'nosuch'] });
+    assert.equal(watched.ok, true, JSON.stringify(watched));
+    assert.deepEqual(watched.data.clients.map((c) => c.id), ['bob', 'nosuch']);
+    const one = await admin('GET', '/v1/clients/carl');
+    assert.equal(one.status, 200, JSON.stringify(one.body));
+    assert.equal(one.body.id, 'carl');
+    assert.equal((await admin('GET', '/v1/clients/nosuch')).status, 404);
 });
 
 test('rooms and members on a cluster: each member\'s room index and profile are written on its own master', { timeout: 90000 }, async () => {

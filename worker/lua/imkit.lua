@@ -1593,6 +1593,18 @@ end
 
 local SYNC_PAGE = 100
 
+-- The messages of room rid (h: its hash) after seq held, at most SYNC_PAGE, oldest first,
+-- and whether more follow; nil when held is nil or nothing is newer.
+local function sync_page(rid, h, held)
+  if not held or num(h.last_seq) <= held then return nil end
+  local entries = redis.call('XRANGE', K.log(rid), '(' .. stream_id(math.max(held, 0)), '+',
+    'COUNT', SYNC_PAGE + 1)
+  local texts = page_texts(rid, entries)
+  local page = arr()
+  for i = 1, math.min(#texts, SYNC_PAGE) do page[i] = raw(texts[i]) end
+  return page, #texts > SYNC_PAGE
+end
+
 -- imkit_sync: args known? {"<room id>": last seq held}
 --   ->  {"rooms":[summary…],"left":[ids],"messages":{"<rid>":[…]},"has_more":{"<rid>":bool}}
 -- rooms: every room the client is in, in room.list order; left: the rooms of known it is
@@ -1620,15 +1632,10 @@ local function fn_sync(args)
     local rid, h = row.rid, row.h
     present[rid] = true
     rooms[#rooms + 1] = room_summary(rid, h, FROM)
-    local held = known[rid]
-    if held and num(h.last_seq) > held then
-      local entries = redis.call('XRANGE', K.log(rid), '(' .. stream_id(math.max(held, 0)), '+',
-        'COUNT', SYNC_PAGE + 1)
-      local texts = page_texts(rid, entries)
-      local page = arr()
-      for i = 1, math.min(#texts, SYNC_PAGE) do page[i] = raw(texts[i]) end
+    local page, more = sync_page(rid, h, known[rid])
+    if page then
       put(messages, rid, page)
-      put(has_more, rid, #texts > SYNC_PAGE)
+      put(has_more, rid, more)
     end
   end
   local left = arr()
@@ -1660,15 +1667,8 @@ local function fn_room_row(args)
   if not h then fail('not_found', 'room ' .. rid .. ' not found') end -- a dangling entry
   local mark = read_mark(rid, FROM)
   local summary = json(room_summary(rid, h, FROM, mark))
-  local messages, more = '', false
-  if held and num(h.last_seq) > held then
-    local entries = redis.call('XRANGE', K.log(rid), '(' .. stream_id(math.max(held, 0)), '+',
-      'COUNT', SYNC_PAGE + 1)
-    local texts = page_texts(rid, entries)
-    local page = arr()
-    for i = 1, math.min(#texts, SYNC_PAGE) do page[i] = raw(texts[i]) end
-    messages, more = json(page), #texts > SYNC_PAGE
-  end
+  local page, more = sync_page(rid, h, held)
+  local messages = page and json(page) or ''
   return raw(string.format('%s %s %d %d %d\n', fmt_int(num(h.last_ts)),
     fmt_int(unread_of(h, mark)), #summary, messages == '' and -1 or #messages, more and 1 or 0)
     .. summary .. messages)

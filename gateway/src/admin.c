@@ -166,7 +166,7 @@ static void run(imk_admin_t *a, struct evhttp_request *req, const char *op_name,
                 enum answer_shape shape, const char *token)
 {
     const imk_op_t *op = imk_op_find(op_name);
-    imk_op_ctx_t ctx = {a->gw->cfg, true};
+    imk_op_ctx_t ctx = {a->gw->cfg, true, NULL};
     imk_op_route_t route = {0};
     imk_op_error_t err;
     imk_buf_t args = IMK_BUF_INIT;

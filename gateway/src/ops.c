@@ -318,6 +318,34 @@ static void args_profile(struct args *a, const char *image_field, const struct p
     }
 }
 
+/* A direct room's pair "<a>|<b>" in byte order (as the pair's key direct:{<a>|<b>}) into
+ * out: the caller and the one other member it names, or the admin API's two members.
+ * NULL when the members make no pair (the function refuses them). */
+static const char *direct_pair(const imk_op_ctx_t *ctx, json_t *members, char *out, size_t len)
+{
+    const char *ids[2] = {ctx->admin ? NULL : ctx->client, NULL};
+    int n = ids[0] != NULL;
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m)
+    {
+        const char *id = json_string_value(m);
+        if (n > 0 && strcmp(id, ids[0]) == 0) {
+            continue; /* the caller listed itself */
+        }
+        if (n == 2) {
+            return NULL; /* a third member */
+        }
+        ids[n++] = id;
+    }
+    if (n != 2) {
+        return NULL;
+    }
+    bool swap = strcmp(ids[1], ids[0]) < 0;
+    snprintf(out, len, "%s|%s", ids[swap ? 1 : 0], ids[swap ? 0 : 1]);
+    return out;
+}
+
 static int build_room_create(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
                              imk_op_route_t *route, imk_op_error_t *err)
 {
@@ -339,14 +367,18 @@ static int build_room_create(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *o
     if (read_profile(ctx, data, "cover", &p, err) != 0) {
         return -1;
     }
-    char *new_id = route->made_id;
+    char new_id[17];
     if (imk_id_random(new_id) != 0) {
         free(p.meta);
         return imk_op_fail(err, "internal", "no randomness");
     }
-    /* A group room is the function's home: its id, or the one made for it. Whether a
-     * direct pair has a room is known only once the function runs: the creator is. */
-    route->partition = strcmp(type, "group") == 0 ? (id != NULL ? id : new_id) : NULL;
+    /* The function's home: a group room (its id, or the one made for it), or a direct
+     * room's pair, whose key says which room the pair has. */
+    if (strcmp(type, "group") == 0) {
+        route->partition = id != NULL ? id : memcpy(route->home, new_id, sizeof(new_id));
+    } else {
+        route->partition = direct_pair(ctx, members, route->home, sizeof(route->home));
+    }
     struct args a;
     args_init(&a);
     args_str(&a, "type", type, type_len);

@@ -8,6 +8,7 @@
 
 #include "imkit/buf.h"
 #include "imkit/config.h"
+#include "imkit/ids.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,20 +21,22 @@ typedef struct imk_op_error {
     char message[192];
 } imk_op_error_t;
 
-/* Who asks: a client acting for itself, or the admin API (from = "", admin = true). */
+/* Who asks: a client acting for itself (client: its id), or the admin API (admin = true,
+ * client NULL). */
 typedef struct imk_op_ctx {
     const imk_config_t *cfg;
     bool admin;
+    const char *client;
 } imk_op_ctx_t;
 
 /* Where a request goes, filled by build: the id of the room or client its function works
- * on, which picks its job stream and, on a Redis Cluster, its slot (borrowed from the data
- * or from made_id; NULL: the acting client's), and, for the admin API, the client to act
- * as (NULL: the caller). */
+ * on (a direct room's creation: its pair "<a>|<b>"), which picks its job stream and, on a
+ * Redis Cluster, its slot (borrowed from the data or from home; NULL: the acting
+ * client's), and, for the admin API, the client to act as (NULL: the caller). */
 typedef struct imk_op_route {
     const char *partition;
     const char *acting;
-    char made_id[17]; /* an id build made (a new group room's), when partition is it */
+    char home[2 * IMK_ID_MAX + 2]; /* what build made: a new group room's id, a pair */
 } imk_op_route_t;
 
 typedef struct imk_op {

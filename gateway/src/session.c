@@ -84,7 +84,7 @@ static void answer_dispatch_failure(imk_session_t *s, int64_t id, int rc)
 static int build_op(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *data, imk_buf_t *args,
                     imk_op_route_t *route)
 {
-    imk_op_ctx_t ctx = {s->gw->cfg, false};
+    imk_op_ctx_t ctx = {s->gw->cfg, false, s->client};
     imk_op_error_t err;
     if (op->build(&ctx, data, args, route, &err) != 0) {
         send_error(s, id, err.code, err.message);

@@ -294,7 +294,7 @@ test('client.get and presence.watch on a cluster: each client read on its own ma
     assert.equal((await admin('GET', '/v1/clients/nosuch')).status, 404);
 });
 
-test('rooms and members on a cluster: each member\'s room index and profile are written on its own master', { timeout: 90000 }, async () => {
+test('rooms and members on a cluster: each member\'s room index and profile are written on its own master', { timeout: 90000 }, async (t) => {
     const rc = h.cluster;
     // carol and dave never connected: their profiles are made in their own slots.
     const created = await alice.request('room.create', { type: 'group', members: ['bob', 'carol'], name: 'g' });
@@ -340,11 +340,36 @@ test('rooms and members on a cluster: each member\'s room index and profile are 
     }
     await bob.waitEvent('room.left', (d) => d.room === rid);
 
-    // A direct room needs its pair's key, another slot: refused plainly, not retried.
+    // A direct room: its job runs in the pair's slot (direct:{alice|bob}), the room is
+    // written in its own, and that write's reply answers.
+    const pairKey = `${P}direct:{alice|bob}`;
     const direct = await alice.request('room.create', { type: 'direct', members: ['bob'] });
-    assert.equal(direct.ok, false);
-    assert.equal(direct.error.code, 'internal', JSON.stringify(direct));
-    assert.match(direct.error.message, /direct rooms do not run on a Redis Cluster yet/);
+    assert.equal(direct.ok, true, JSON.stringify(direct));
+    assert.equal(direct.data.type, 'direct');
+    assert.equal(direct.data.created, true);
+    const did = direct.data.id;
+    assert.equal(await rc.command('GET', pairKey), did);
+    const pairMasters = new Set([await rc.masterOfKey(pairKey), await rc.masterOfKey(`{${did}}`)]);
+    for (const id of ['alice', 'bob']) {
+        assert.ok((await indexOf(rc, id)).includes(did), `${did} in ${id}'s room index`);
+        pairMasters.add(await rc.masterOfKey(`{${id}}`));
+    }
+    t.diagnostic(`the pair, its room and its two clients on ${pairMasters.size} masters`);
+    const joined2 = await bob.waitEvent('room.joined', (d) => d.id === did);
+    assert.equal(joined2.peer.id, 'alice');
+    const again = await bob.request('room.create', { type: 'direct', members: ['alice'] });
+    assert.equal(again.ok, true, JSON.stringify(again));
+    assert.deepEqual([again.data.id, again.data.created], [did, false], 'the pair has one room');
+    const dm = await alice.request('msg.send', { room: did, cid: 'd1', type: 'text', text: 'hello seller' });
+    assert.equal(dm.ok, true, JSON.stringify(dm));
+    await bob.waitEvent('message', (d) => d.room === did && d.seq === 1);
+    // Deleted, the pair's key goes too (a write in the pair's slot): the next is a new room.
+    assert.equal((await admin('DELETE', `/v1/rooms/${did}`)).status, 204);
+    assert.equal(await rc.command('EXISTS', pairKey), '0');
+    const fresh = await alice.request('room.create', { type: 'direct', members: ['bob'] });
+    assert.equal(fresh.ok, true, JSON.stringify(fresh));
+    assert.notEqual(fresh.data.id, did);
+    assert.equal(fresh.data.created, true);
 });
 
 test('a failover of the room\'s master and of its job stream\'s master during a message run loses no acknowledged message', { timeout: 180000 }, async (t) => {

@@ -40,9 +40,25 @@ static void check_id(const char *id)
     }
 }
 
+/* A route's partition: an id, or a direct room's pair "<a>|<b>" of two ids in byte order. */
+static void check_home(const char *home)
+{
+    const char *bar = home != NULL ? strchr(home, '|') : NULL;
+    if (bar == NULL) {
+        check_id(home);
+        return;
+    }
+    size_t a = (size_t)(bar - home), b = strlen(bar + 1);
+    int order = memcmp(home, bar + 1, a < b ? a : b);
+    if (!imk_id_valid(home, a) || !imk_id_valid(bar + 1, b) || order > 0 ||
+        (order == 0 && a >= b)) {
+        abort();
+    }
+}
+
 static void build(const imk_op_t *op, const imk_config_t *cfg, bool admin, json_t *data)
 {
-    imk_op_ctx_t ctx = {cfg, admin};
+    imk_op_ctx_t ctx = {cfg, admin, admin ? NULL : "fuzzer"};
     imk_op_route_t route = {0};
     imk_op_error_t err;
     imk_buf_t args = IMK_BUF_INIT;
@@ -71,7 +87,7 @@ static void build(const imk_op_t *op, const imk_config_t *cfg, bool admin, json_
         }
     }
     msgpack_unpacked_destroy(&msg);
-    check_id(route.partition);
+    check_home(route.partition);
     check_id(route.acting);
     imk_buf_deinit(&args);
 }

@@ -235,7 +235,7 @@ check "FUNCTION LOAD" "$out" "imkit"
 out=$(rc -x FUNCTION LOAD REPLACE <"$LIB")
 check "FUNCTION LOAD REPLACE twice" "$out" "imkit"
 nfun=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -c '^imkit_')
-check "31 functions registered" "$nfun" 31
+check "33 functions registered" "$nfun" 33
 for f in imkit_client_get imkit_room_get imkit_room_list imkit_room_index imkit_room_row imkit_msg_history imkit_sync imkit_presence_get \
   imkit_events_get imkit_auth_check; do
   flags=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -A4 "^$f\$" | sed -n 5p)

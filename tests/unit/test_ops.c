@@ -59,7 +59,7 @@ static void result_free(struct result *r)
 static void run_json(struct result *r, const char *op_name, bool admin, json_t *data)
 {
     const imk_op_t *op = imk_op_find(op_name);
-    imk_op_ctx_t ctx = {&cfg, admin};
+    imk_op_ctx_t ctx = {&cfg, admin, admin ? NULL : "alice"};
 
     assert_non_null(op);
     memset(r, 0, sizeof(*r));
@@ -455,7 +455,8 @@ static void test_room_create(void **state)
     assert_int_equal(strlen(r.route.partition), 16);
     result_free(&r);
 
-    /* Minimal direct room: no id, so the creator's stream; each call a new new_id. */
+    /* Minimal direct room: its home is the pair (the caller is alice), in byte order; each
+     * call a new new_id. */
     run(&r, "room.create", false, "{\"type\":\"direct\",\"members\":[\"bob\"]}");
     assert_ok(&r);
     assert_nargs(&r, 4);
@@ -465,13 +466,40 @@ static void test_room_create(void **state)
     assert_no_arg(&r, "id");
     assert_no_arg(&r, "name");
     assert_no_arg(&r, "meta");
-    assert_null(r.route.partition);
+    assert_string_equal(r.route.partition, "alice|bob");
     struct result r2;
     run(&r2, "room.create", false, "{\"type\":\"direct\",\"members\":[\"bob\"]}");
     assert_ok(&r2);
     assert_memory_not_equal(arg(&r, "new_id")->via.str.ptr, arg(&r2, "new_id")->via.str.ptr, 16);
     result_free(&r2);
     result_free(&r);
+
+    /* The pair whichever way it is named; no pair, no home (the function refuses it). */
+    static const struct {
+        bool admin;
+        const char *members, *home;
+    } pairs[] = {
+        {false, "[\"Bob\"]", "Bob|alice"},
+        {false, "[\"alice\",\"zed\"]", "alice|zed"},
+        {true, "[\"zed\",\"amy\"]", "amy|zed"},
+
+        {false, "[\"bob\",\"carol\"]", NULL},
+        {false, "[\"alice\"]", NULL},
+        {true, "[\"amy\"]", NULL},
+        {true, "[\"amy\",\"bob\",\"zed\"]", NULL},
+    };
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        char text[128];
+        snprintf(text, sizeof(text), "{\"type\":\"direct\",\"members\":%s}", pairs[i].members);
+        run(&r, "room.create", pairs[i].admin, text);
+        assert_ok(&r);
+        if (pairs[i].home == NULL) {
+            assert_null(r.route.partition);
+        } else {
+            assert_string_equal(r.route.partition, pairs[i].home);
+        }
+        result_free(&r);
+    }
 
     /* owner: the admin API only; a client's is ignored. */
     run(&r, "room.create", true, "{\"type\":\"group\",\"members\":[\"a\"],\"owner\":\"boss\"}");

@@ -42,15 +42,17 @@ Jobs: exactly-once replies
 
 Other slots
   A job's writes outside its home slot (a member's room index u:{id}:rooms and profile, a
-  token's tok:<hash>, a room a deleted client leaves) go through elsewhere() and
-  call_elsewhere(). On one Redis they run in the call, atomically. On a cluster (the
-  cluster argument) they cannot, and are handed back in the reply instead, each as a pair
-  '' (no channel), { <route key>, <command>, <arguments>... }: the worker runs them on the
-  master of the route key's slot after the call, publishes the events of those that are
-  Functions (registered FOLLOW_UP) and hands theirs on the same way, and acknowledges the
-  job only when all have run. Each is idempotent: a replayed job hands them back again.
-  On a cluster a call reads nothing outside its slot: a direct room's peer is named by its
-  id in room.joined, and direct rooms are refused (their pair's key is another slot).
+  token's tok:<hash>, a room a deleted client leaves, a direct pair's key) go through
+  elsewhere() and call_elsewhere(). On one Redis they run in the call, atomically. On a
+  cluster (the cluster argument) they cannot, and are handed back in the reply instead,
+  each as a pair '' (no channel), { <route key>, <command>, <arguments>... }: the worker
+  runs them on the master of the route key's slot after the call, publishes the events of
+  those that are Functions (registered FOLLOW_UP) and hands theirs on the same way, and
+  acknowledges the job only when all have run. Each is idempotent: a replayed job hands
+  them back again. One of them may answer the job instead of the call: its pair's channel
+  is '=' (a direct room's creation runs in the pair's slot, and the room is read or made
+  in its own by imkit_direct_open, whose reply is the answer). On a cluster a call reads
+  nothing outside its slot: a direct room's peer is named by its id in room.joined.
 
 Outbox
   When a job's events argument is "1", the call appends the events for the website's
@@ -289,6 +291,7 @@ local DONE = nil   -- a job's compact done record, when its handler has a replay
 local HOME = nil   -- the declared key of a job: "{<room or client id>}", or nil (see entry)
 local CLUSTER = false -- Redis is a cluster: writes to other slots go to AFTER (header)
 local AFTER = {}   -- those writes: { route key, command, arguments... } each
+local ANSWER_AT = nil -- the index in AFTER of the write whose reply answers the job
 
 local FAIL = {} -- metatable of expected refusals (see fail)
 
@@ -405,14 +408,16 @@ local function elsewhere(key, ...)
 end
 
 -- Calls FOLLOW_UP function name (args: a Lua map) on the slot of {id} as the system; on
--- one Redis, fn(args) runs in this call instead (a script cannot FCALL).
-local function call_elsewhere(id, name, fn, args)
+-- one Redis, fn(args) runs in this call instead (a script cannot FCALL). answers: the
+-- call's reply is the job's answer (on one Redis, fn's result is returned).
+local function call_elsewhere(id, name, fn, args, answers)
   if CLUSTER then
     local tag = '{' .. id .. '}'
     AFTER[#AFTER + 1] = { tag, 'FCALL', name, '1', tag, P, '', cmsgpack.pack(args) }
-  else
-    fn(args)
+    if answers then ANSWER_AT = #AFTER end
+    return obj() -- a placeholder: the worker answers with that reply
   end
+  return fn(args)
 end
 
 ---------------------------------------------------------------------------------------
@@ -675,12 +680,19 @@ local function add_member(rid, id, role, joined_at, last_seq)
   elsewhere(K.user_rooms(id), 'ZADD', K.user_rooms(id), fmt_int(joined_at), rid)
 end
 
+-- imkit_direct_forget (FOLLOW_UP, in the pair's slot): args room, a, b  ->  {}. Drops the
+-- key of the direct pair a, b when it still names the room.
+local function fn_direct_forget(args)
+  local key = K.direct(arg_str(args, 'a', true), arg_str(args, 'b', true))
+  if redis.call('GET', key) == arg_str(args, 'room', true) then redis.call('DEL', key) end
+  return obj()
+end
+
 -- Drops the key of a direct pair when it still names this room: once one of the pair has
 -- left, opening a direct room for the pair again makes a new one.
 local function forget_direct(rid, a, b)
-  if CLUSTER then return end -- no direct room is made on a cluster (create_direct)
-  local key = K.direct(a, b)
-  if redis.call('GET', key) == rid then redis.call('DEL', key) end
+  if bytes_less(b, a) then a, b = b, a end
+  call_elsewhere(a .. '|' .. b, 'imkit_direct_forget', fn_direct_forget, { room = rid, a = a, b = b })
 end
 
 -- Deletes a room: all its keys, the room index entries of `ids` (its remaining members)
@@ -1144,13 +1156,30 @@ local function write_room(rid, fields, members, owner)
   return h
 end
 
+-- imkit_direct_open (FOLLOW_UP, in the room's slot): args room, members, name?, cover?,
+-- meta?  ->  room + "created": a pair's room as it is, or written now when missing.
+local function fn_direct_open(args)
+  local rid = arg_str(args, 'room', true)
+  local h = load_room(rid)
+  if h then return put(room_obj(rid, h), 'created', false) end
+  local fields = { type = 'direct', name = arg_str(args, 'name'), cover = arg_str(args, 'cover'),
+    meta = arg_str(args, 'meta') }
+  h = write_room(rid, fields, arg_ids(args, 'members', true), nil)
+  return put(room_obj(rid, h), 'created', true)
+end
+
 local function create_direct(args, members, fields)
-  if CLUSTER then fail('internal', 'direct rooms do not run on a Redis Cluster yet') end
   if #members ~= 2 then
     fail('bad_request', 'members: a direct room takes exactly one other member')
   end
   local dkey = K.direct(members[1], members[2])
   local existing = redis.call('GET', dkey)
+  if CLUSTER then -- in the pair's slot, the job's home: the room is read or made in its own
+    local rid = existing or arg_str(args, 'new_id', true)
+    if not existing then redis.call('SET', dkey, rid) end
+    return call_elsewhere(rid, 'imkit_direct_open', fn_direct_open, { room = rid,
+      members = members, name = fields.name, cover = fields.cover, meta = fields.meta }, true)
+  end
   if existing then
     local h = load_room(existing)
     if h then return put(room_obj(existing, h), 'created', false) end
@@ -1743,8 +1772,8 @@ local function run(handler, packed, self_publish)
       reply[#reply + 1] = EVENTS[i + 1]
     end
   end
-  for _, a in ipairs(AFTER) do -- header: Other slots
-    reply[#reply + 1] = ''
+  for i, a in ipairs(AFTER) do -- header: Other slots
+    reply[#reply + 1] = i == ANSWER_AT and '=' or ''
     reply[#reply + 1] = a
   end
   for _, e in ipairs(OUTBOX or {}) do
@@ -1767,7 +1796,7 @@ local function entry(handler, mode, replay)
       error('imkit: call as FCALL <function> <0 | 1 {<home id>}> <prefix> <from> <msgpack args>')
     end
     P, FROM, NOW, EVENTS, OUTBOX, DONE, HOME = argv[1], argv[2], nil, {}, nil, nil, keys[1]
-    CLUSTER, AFTER = mode == FOLLOW_UP or (mode == JOB and argv[6] == '1'), {}
+    CLUSTER, AFTER, ANSWER_AT = mode == FOLLOW_UP or (mode == JOB and argv[6] == '1'), {}, nil
     if mode ~= JOB then return run(handler, argv[3], mode == SELF_PUBLISH) end
     local job = argv[4] ~= '' and argv[4] or nil
     if job then
@@ -1822,6 +1851,8 @@ local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list 
   { 'imkit_events_get', fn_events_get, QUERY },
   { 'imkit_profile_ensure', fn_profile_ensure, WRITE, FOLLOW_UP },
   { 'imkit_member_gone', fn_member_gone, WRITE, FOLLOW_UP },
+  { 'imkit_direct_open', fn_direct_open, WRITE, FOLLOW_UP },
+  { 'imkit_direct_forget', fn_direct_forget, WRITE, FOLLOW_UP },
 }
 
 for i = 1, #FUNCTIONS do -- a plain loop: ipairs is not reachable at load time

@@ -62,6 +62,7 @@ struct batch_job {
     redisReply *result;
     enum imk_job_outcome outcome;
     const char *dead_why; /* outcome DEAD: the reason the dead letter records */
+    redisReply *answer;   /* the reply of a write for another slot that answers the job */
 };
 
 static int64_t now_ms(void)
@@ -320,12 +321,36 @@ static int append_answer(imk_consumer_t *c, const imk_job_t *job, const char *st
     return n;
 }
 
+/* Whether a write for another slot's reply is the job's answer: its channel is '='. */
+static bool answers_job(const redisReply *channel)
+{
+    return channel->len == 1 && channel->str[0] == '=';
+}
+
+/* Whether a reply's pair is a write for another slot: channel '' (or '=', answers_job) and
+ * payload [route key, command, arguments...], all strings, at most MAX_ARGS after the route
+ * (Lua header: Other slots). */
+static bool is_follow_up(const redisReply *channel, const redisReply *payload)
+{
+    if (channel->type != REDIS_REPLY_STRING || (channel->len != 0 && !answers_job(channel)) ||
+        payload->type != REDIS_REPLY_ARRAY || payload->elements < 2 ||
+        payload->elements > MAX_ARGS + 1) {
+        return false;
+    }
+    for (size_t i = 0; i < payload->elements; i++) {
+        if (payload->element[i]->type != REDIS_REPLY_STRING) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Queues the publish of every event of a function's reply; returns the number queued. */
 static int append_events(imk_consumer_t *c, const redisReply *r)
 {
     int n = 0;
     for (size_t i = 2; i + 1 < r->elements; i += 2) {
-        if (r->element[i]->len > 0) { /* '': a write for another slot, not an event */
+        if (!is_follow_up(r->element[i], r->element[i + 1])) {
             n += append_publish(c, r->element[i]->str, r->element[i]->len, r->element[i + 1]->str,
                                 r->element[i + 1]->len);
         }
@@ -341,8 +366,9 @@ static int append_effects(imk_consumer_t *c, const struct batch_job *bj, int *ev
     int n = 0;
     n += append_events(c, r);
     *events += n;
-    int answered = append_answer(c, &bj->job, r->element[0]->str, r->element[0]->len,
-                                 r->element[1]->str, r->element[1]->len);
+    const redisReply *a = bj->answer != NULL ? bj->answer : r; /* a write's reply answers */
+    int answered = append_answer(c, &bj->job, a->element[0]->str, a->element[0]->len,
+                                 a->element[1]->str, a->element[1]->len);
     *answers += answered;
     return n + answered;
 }
@@ -386,24 +412,6 @@ static const char *kind_written(const struct batch_job *bj, int *len)
 {
     *len = bj->parsed ? (int)bj->job.kind.len : 1;
     return bj->parsed ? bj->job.kind.ptr : "-";
-}
-
-/* Whether a reply's pair is a write for another slot: channel '' and payload
- * [route key, command, arguments...], all strings, at most MAX_ARGS after the route (Lua
- * header: Other slots). */
-static bool is_follow_up(const redisReply *channel, const redisReply *payload)
-{
-    if (channel->type != REDIS_REPLY_STRING || channel->len != 0 ||
-        payload->type != REDIS_REPLY_ARRAY || payload->elements < 2 ||
-        payload->elements > MAX_ARGS + 1) {
-        return false;
-    }
-    for (size_t i = 0; i < payload->elements; i++) {
-        if (payload->element[i]->type != REDIS_REPLY_STRING) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* Whether an applied job's reply is a well-formed {status, body, channel, payload...}. */
@@ -560,6 +568,8 @@ static int collect_all(imk_consumer_t *c)
 struct follow_up {
     size_t job;
     redisReply *reply;
+    bool answers; /* its reply is the job's answer */
+    bool shared;  /* that reply is the job's (batch_job.answer), freed with it */
 };
 
 /* Queues the writes for other slots that reply r hands back, and the publish of its events
@@ -572,7 +582,7 @@ static int queue_follow_ups(imk_consumer_t *c, size_t j, const redisReply *r, bo
     for (size_t i = 2; i + 1 < r->elements; i += 2) {
         const redisReply *w = r->element[i + 1];
         bool write = is_follow_up(r->element[i], w);
-        if (!write && (!publish || r->element[i]->len == 0)) {
+        if (!write && !publish) {
             continue;
         }
         if (*count == *cap) {
@@ -602,7 +612,8 @@ static int queue_follow_ups(imk_consumer_t *c, size_t j, const redisReply *r, bo
         if (queued == 0) {
             return IMK_ENOMEM;
         }
-        (*list)[(*count)++] = (struct follow_up){j, NULL};
+        (*list)[(*count)++] =
+            (struct follow_up){j, NULL, write && answers_job(r->element[i]), false};
     }
     return 0;
 }
@@ -610,7 +621,9 @@ static int queue_follow_ups(imk_consumer_t *c, size_t j, const redisReply *r, bo
 static void free_follow_ups(struct follow_up *list, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
-        freeReplyObject(list[i].reply);
+        if (!list[i].shared) {
+            freeReplyObject(list[i].reply);
+        }
     }
     free(list);
 }
@@ -665,6 +678,12 @@ static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n)
                 retry_or_bury(c, bj, "a write in another slot failed");
             }
             list[k].reply = r;
+            if (list[k].answers && result_ok(r) && bj->answer == NULL) {
+                bool ok = r->element[0]->len == 2 && memcmp(r->element[0]->str, "ok", 2) == 0;
+                bj->outcome = bj->outcome == IMK_JOB_OK && !ok ? IMK_JOB_ERROR : bj->outcome;
+                bj->answer = r; /* shared with the next round, which publishes its events */
+                list[k].shared = true;
+            }
         }
         free(replies);
     }
@@ -752,6 +771,7 @@ static int apply_entries(imk_consumer_t *c, const char *stream, const redisReply
     }
     for (size_t i = 0; i < n; i++) {
         freeReplyObject(jobs[i].result);
+        freeReplyObject(jobs[i].answer);
     }
     free(jobs);
     return rc;

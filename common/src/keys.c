@@ -64,6 +64,11 @@ int imk_channel_presence(char *out, size_t outlen, const char *prefix, const cha
     return format_result(snprintf(out, outlen, "%sch:p:{%s}", prefix, client), outlen);
 }
 
+int imk_key_gateway_clients(char *out, size_t outlen, const char *prefix, const char *gateway)
+{
+    return format_result(snprintf(out, outlen, "%sgwc:%s", prefix, gateway), outlen);
+}
+
 int imk_key_gateways(char *out, size_t outlen, const char *prefix)
 {
     return format_result(snprintf(out, outlen, "%sgateways", prefix), outlen);

@@ -142,6 +142,12 @@ static void group_remove(imk_fanout_t *f, imk_map_t *map, channel_name_fn *name,
     }
 }
 
+size_t imk_fanout_client_sessions(const imk_fanout_t *f, const char *client)
+{
+    const struct group *g = imk_map_get(f->clients, client, strlen(client));
+    return g != NULL ? g->n : 0;
+}
+
 int imk_fanout_add_client(imk_fanout_t *f, imk_session_t *s)
 {
     return group_add(f, f->clients, imk_channel_client, s->client, strlen(s->client), s);

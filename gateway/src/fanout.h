@@ -22,6 +22,9 @@ void imk_fanout_leave(imk_fanout_t *f, imk_session_t *s, const char *room, size_
 /* Replaces the set of clients whose presence events s receives with ids (a JSON array of
  * valid ids). Returns 0 or IMK_ENOMEM. */
 int imk_fanout_watch(imk_fanout_t *f, imk_session_t *s, const struct json_t *ids);
+/* How many authenticated sessions of client this gateway holds. */
+size_t imk_fanout_client_sessions(const imk_fanout_t *f, const char *client);
+
 /* Removes a session from its client, every room and every watch. */
 void imk_fanout_remove_session(imk_fanout_t *f, imk_session_t *s);
 

@@ -1,5 +1,6 @@
 /* Heartbeat (SET imkit:gw:<id> PX 3*interval, SADD imkit:gateways) and the sweep of dead
- * gateways (imkit_gateway_gone, idempotent: several gateways may run it at once). */
+ * gateways (imkit_gateway_gone, or on a Redis Cluster imkit_presence_drop per client of the
+ * dead one's gwc:<id>; idempotent: several gateways may run it at once). */
 #include "liveness.h"
 #include "imkit/job.h"
 #include "imkit/keys.h"
@@ -31,20 +32,70 @@ static void command(imk_gateway_t *gw, imk_link_reply_fn *fn, void *arg, int arg
     }
 }
 
-static void clean_dead(imk_gateway_t *gw, const char *id)
+/* FCALL <function> <numkeys> [key] <prefix> "" {gw: id, client?: client} [cluster "1"]: the
+ * presence clean-up of dead gateway id, for every client it counted (imkit_gateway_gone) or
+ * for one client, in its slot (imkit_presence_drop, on a Redis Cluster). */
+static void drop_counts(imk_gateway_t *gw, const char *id, const char *client)
 {
     imk_buf_t args = IMK_BUF_INIT;
     imk_mp_t mp;
     imk_mp_init(&mp, &args);
-    imk_mp_map(&mp, 1);
+    imk_mp_map(&mp, client != NULL ? 2 : 1);
     imk_mp_cstr(&mp, "gw");
     imk_mp_cstr(&mp, id);
-    const char *argv[] = {"FCALL", "imkit_gateway_gone", "0", gw->cfg->redis_prefix, "", args.data};
-    size_t lens[] = {5, 18, 1, strlen(gw->cfg->redis_prefix), 0, args.len};
-    if (mp.err == 0) {
-        imk_link_command(gw->link, NULL, NULL, NULL, 6, argv, lens);
+    if (client != NULL) {
+        imk_mp_cstr(&mp, "client");
+        imk_mp_cstr(&mp, client);
+    }
+    char route[IMK_LINK_ROUTE_MAX] = "";
+    const char *prefix = gw->cfg->redis_prefix;
+    const char *gone[] = {"FCALL", "imkit_gateway_gone", "0", prefix, "", args.data};
+    size_t gone_lens[] = {5, 18, 1, strlen(prefix), 0, args.len};
+    const char *drop[] = {"FCALL", "imkit_presence_drop", "1", route, prefix, "", args.data, "1"};
+    size_t drop_lens[] = {5, 19, 1, 0, strlen(prefix), 0, args.len, 1};
+    if (client != NULL) {
+        drop_lens[3] = (size_t)imk_key_tag(route, sizeof(route), client, strlen(client));
+    }
+    if (mp.err == 0 && client == NULL) {
+        imk_link_command(gw->link, NULL, NULL, NULL, 6, gone, gone_lens);
+    } else if (mp.err == 0 && drop_lens[3] > 0) {
+        imk_link_command(gw->link, route, NULL, NULL, 8, drop, drop_lens);
     }
     imk_buf_deinit(&args);
+}
+
+/* A dead gateway's set gwc:<id>, read on a Redis Cluster: each client's count is dropped
+ * in the client's slot, then the set goes. */
+static void on_counted(struct redisReply *reply, void *arg)
+{
+    struct peer *p = arg;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements; i++) {
+            drop_counts(p->gw, p->id, reply->element[i]->str);
+        }
+        char set[IMK_KEY_MAX];
+        imk_key_gateway_clients(set, sizeof(set), p->gw->cfg->redis_prefix, p->id);
+        const char *del[] = {"DEL", set};
+        command(p->gw, NULL, NULL, 2, del);
+    }
+    free(p);
+}
+
+static void clean_dead(imk_gateway_t *gw, const char *id)
+{
+    if (gw->cfg->redis_cluster[0] == '\0') {
+        drop_counts(gw, id, NULL);
+    } else {
+        struct peer *p = malloc(sizeof(*p));
+        if (p != NULL) {
+            p->gw = gw;
+            snprintf(p->id, sizeof(p->id), "%s", id);
+            char set[IMK_KEY_MAX];
+            imk_key_gateway_clients(set, sizeof(set), gw->cfg->redis_prefix, id);
+            const char *members[] = {"SMEMBERS", set};
+            command(gw, on_counted, p, 2, members);
+        }
+    }
     char set[IMK_KEY_MAX];
     imk_key_gateways(set, sizeof(set), gw->cfg->redis_prefix);
     const char *srem[] = {"SREM", set, id};

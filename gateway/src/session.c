@@ -116,10 +116,33 @@ static void run_op(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *dat
     imk_buf_deinit(&args);
 }
 
+/* On a Redis Cluster the set of clients this gateway counts, gwc:<gateway>, is another
+ * slot than the client's: the gateway keeps it, adding the client with its first local
+ * session (before the count goes up) and removing it with its last (after the count went
+ * down), on the set's one connection, so that the set always holds every client it counts
+ * for imkit_presence_drop after this gateway dies. */
+static void track_counted(imk_session_t *s, int delta)
+{
+    size_t local = imk_fanout_client_sessions(s->gw->fanout, s->client);
+    if (s->gw->cfg->redis_cluster[0] == '\0' || (delta > 0 ? local != 1 : local != 0)) {
+        return;
+    }
+    char set[IMK_KEY_MAX];
+    imk_key_gateway_clients(set, sizeof(set), s->gw->cfg->redis_prefix, s->gw->id);
+    const char *argv[] = {delta > 0 ? "SADD" : "SREM", set, s->client};
+    size_t lens[] = {4, strlen(set), strlen(s->client)};
+    imk_link_command(s->gw->link, set, NULL, NULL, 3, argv, lens);
+}
+
 /* Presence: the function counts this gateway's connections of the client and publishes a
- * presence event when the client comes online or goes offline anywhere. */
+ * presence event when the client comes online or goes offline anywhere. Called after the
+ * session joined or left its client's local group. */
 static void presence_change(imk_session_t *s, int delta)
 {
+    bool cluster = s->gw->cfg->redis_cluster[0] != '\0';
+    if (delta > 0) {
+        track_counted(s, delta);
+    }
     imk_buf_t args = IMK_BUF_INIT;
     imk_mp_t mp;
     imk_mp_init(&mp, &args);
@@ -132,13 +155,16 @@ static void presence_change(imk_session_t *s, int delta)
     imk_mp_int(&mp, delta);
     char route[IMK_LINK_ROUTE_MAX];
     imk_key_tag(route, sizeof(route), s->client, strlen(s->client));
-    const char *argv[] = {"FCALL",  "imkit_presence_set", "1", route, s->gw->cfg->redis_prefix, "",
-                          args.data};
-    size_t lens[] = {5, 18, 1, strlen(route), strlen(s->gw->cfg->redis_prefix), 0, args.len};
+    const char *argv[] = {"FCALL",   "imkit_presence_set", "1", route, s->gw->cfg->redis_prefix, "",
+                          args.data, cluster ? "1" : "0"};
+    size_t lens[] = {5, 18, 1, strlen(route), strlen(s->gw->cfg->redis_prefix), 0, args.len, 1};
     if (mp.err == 0) {
-        imk_link_command(s->gw->link, route, NULL, NULL, 7, argv, lens);
+        imk_link_command(s->gw->link, route, NULL, NULL, 8, argv, lens);
     }
     imk_buf_deinit(&args);
+    if (delta < 0) {
+        track_counted(s, delta);
+    }
 }
 
 /* Looks a session up by id: callbacks that outlive a request hold ids, not pointers. */

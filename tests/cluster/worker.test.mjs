@@ -146,6 +146,7 @@ test('workers on a cluster load the Functions on every master and read every str
         'gateway.admin_listen': `127.0.0.1:${adminPort}`,
         'auth.jwt_secrets': SECRET,
         'admin.api_keys': 'k',
+        'gateway.heartbeat_ms': 500, // a dead gateway is found within seconds
         // The message runs and the history reads after them go as fast as they can.
         'limits.rate': 5000,
         'limits.rate_abuse': 100000,
@@ -292,6 +293,52 @@ test('client.get and presence.watch on a cluster: each client read on its own ma
     assert.equal(one.status, 200, JSON.stringify(one.body));
     assert.equal(one.body.id, 'carl');
     assert.equal((await admin('GET', '/v1/clients/nosuch')).status, 404);
+});
+
+test('presence on a cluster: counted in each client\'s slot, published sharded, cleaned after a dead gateway', { timeout: 60000 }, async () => {
+    const rc = h.cluster;
+    const set = `${P}gwc:cgw`;
+    const pat = await connect('pat');
+    await waitFor(async () => (await rc.command('HGET', `${P}online:{pat}`, 'cgw')) === '1', 5000, 'pat counted');
+    assert.match(await rc.command('SMEMBERS', set), /\bpat\b/, 'the gateway keeps its clients in its own set');
+    const watched = await alice.request('presence.watch', { ids: ['pat'] });
+    assert.equal(watched.ok, true, JSON.stringify(watched));
+    assert.equal(watched.data.clients[0].online, true);
+    pat.close();
+    const offline = await alice.waitEvent('presence', (d) => d.client === 'pat' && d.online === false, 10000);
+    assert.ok(offline.last_seen > 0);
+    await waitFor(async () => !/\bpat\b/.test(await rc.command('SMEMBERS', set)), 5000, 'pat out of the set');
+
+    // A second gateway dies with a client on it: the first finds it and drops the count.
+    const [pub2, adm2] = await freePorts(2);
+    const gw2 = start('cgw2', 'imkit-gateway', {
+        'redis.cluster': `127.0.0.1:${(await rc.masters())[0].port}`,
+        'gateway.processes': 1, 'gateway.id': 'cgw2', 'gateway.heartbeat_ms': 500,
+        'gateway.public_listen': `127.0.0.1:${pub2}`, 'gateway.admin_listen': `127.0.0.1:${adm2}`,
+        'auth.jwt_secrets': SECRET, 'admin.api_keys': 'k',
+    });
+    await waitFor(async () => {
+        try {
+            return (await fetch(`http://127.0.0.1:${adm2}/healthz`)).status === 200;
+        } catch {
+            return false;
+        }
+    }, 15000, 'the second gateway healthy');
+    const pet = new WsClient(`ws://127.0.0.1:${pub2}/ws`);
+    clients.push(pet);
+    await pet.opened();
+    const auth = await pet.request('auth', { token: jwt(SECRET, { sub: 'pet', iat: nowSec() - 5, exp: nowSec() + 3600 }) });
+    assert.equal(auth.ok, true, JSON.stringify(auth));
+    await waitFor(async () => (await rc.command('HGET', `${P}online:{pet}`, 'cgw2')) === '1', 5000, 'pet counted');
+    await alice.request('presence.watch', { ids: ['pet'] });
+    await waitFor(async () => /\bcgw2\b/.test(await rc.command('SMEMBERS', `${P}gateways`)), 5000, 'cgw2 announced');
+    gw2.child.kill('SIGKILL');
+    const gone = await alice.waitEvent('presence', (d) => d.client === 'pet' && d.online === false, 20000);
+    assert.ok(gone.last_seen > 0);
+    assert.equal(await rc.command('EXISTS', `${P}gwc:cgw2`), '0', 'the dead gateway\'s set is gone');
+    assert.equal(await rc.command('HEXISTS', `${P}online:{pet}`, 'cgw2'), '0');
+    procs.splice(procs.indexOf(gw2), 1);
+    pet.terminate();
 });
 
 test('rooms and members on a cluster: each member\'s room index and profile are written on its own master', { timeout: 90000 }, async (t) => {

@@ -94,7 +94,7 @@ is_query() {
 }
 
 self_publishing() {
-  case $1 in imkit_presence_set | imkit_gateway_gone) return 0 ;; esac
+  case $1 in imkit_presence_set | imkit_gateway_gone | imkit_presence_drop) return 0 ;; esac
   return 1
 }
 
@@ -235,7 +235,7 @@ check "FUNCTION LOAD" "$out" "imkit"
 out=$(rc -x FUNCTION LOAD REPLACE <"$LIB")
 check "FUNCTION LOAD REPLACE twice" "$out" "imkit"
 nfun=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -c '^imkit_')
-check "33 functions registered" "$nfun" 33
+check "34 functions registered" "$nfun" 34
 for f in imkit_client_get imkit_room_get imkit_room_list imkit_room_index imkit_room_row imkit_msg_history imkit_sync imkit_presence_get \
   imkit_events_get imkit_auth_check; do
   flags=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -A4 "^$f\$" | sed -n 5p)
@@ -1388,6 +1388,14 @@ call imkit_presence_set '' '{"client":"pa","gw":"gwA","delta":-1}'
 check "a late decrement from the dead gateway: nothing" "$BODY|$NEV|$(rc HEXISTS "${PFX}online:{pa}" gwA)" '{"online":false}|0|0'
 call imkit_gateway_gone '' '{}'
 expect bad_request "gw required"
+
+# A cluster's way, one client at a time in its slot (the gateway reads gwc:<gw> itself).
+call imkit_presence_set '' '{"client":"pq","gw":"gwC","delta":1}'
+call imkit_presence_drop '' '{"client":"pq","gw":"gwC"}'
+check "presence_drop: the count dropped, offline" "$BODY|$(evs)|$(rc HEXISTS "${PFX}online:{pq}" gwC)" \
+  "{\"cleaned\":1}|${PFX}ch:p:{pq} presence|0"
+call imkit_presence_drop '' '{"client":"pq","gw":"gwC"}'
+check "presence_drop again: nothing" "$BODY|$NEV" '{"cleaned":0}|0'
 
 #######################################################################################
 section "jobs: exactly-once replies"

@@ -29,7 +29,9 @@ Reply
                                                                    (but a job's reply: Jobs)
   The caller publishes the events: the worker, for jobs. Functions that gateways call
   directly for their own bookkeeping (registered SELF_PUBLISH: imkit_presence_set,
-  imkit_gateway_gone) PUBLISH their events themselves, in order, and reply { 'ok', data }.
+  imkit_gateway_gone, imkit_presence_drop) PUBLISH their events themselves, in order, and
+  reply { 'ok', data }; called with a 4th argument "1" (a cluster) they SPUBLISH, and
+  imkit_presence_set leaves gwc:<gateway> (another slot) to the gateway.
 
 Jobs: exactly-once replies
   A job is applied again when its worker died after applying it and before acknowledging
@@ -1073,13 +1075,30 @@ local function fn_presence_set(args)
   if gw == 'last_seen' then fail('bad_request', 'gw: last_seen is not a gateway id') end
   local was_online = presence_of(id)
   local n = redis.call('HINCRBY', K.online(id), gw, fmt_int(delta))
+  -- on a cluster gwc:<gw> is another slot: the gateway keeps it itself
   if n > 0 then
-    redis.call('SADD', K.gw_clients(gw), id)
+    if not CLUSTER then redis.call('SADD', K.gw_clients(gw), id) end
   else -- at 0 (or below: a decrement after imkit_gateway_gone cleaned up) the field goes
     redis.call('HDEL', K.online(id), gw)
-    redis.call('SREM', K.gw_clients(gw), id)
+    if not CLUSTER then redis.call('SREM', K.gw_clients(gw), id) end
   end
   return obj('online', presence_settle(id, was_online))
+end
+
+-- Drops dead gateway gw's count of client id; the client goes offline when that was its
+-- last session. Returns 1 when there was a count.
+local function drop_gateway_count(id, gw)
+  local was_online = presence_of(id)
+  local cleaned = redis.call('HDEL', K.online(id), gw)
+  presence_settle(id, was_online)
+  return cleaned
+end
+
+-- imkit_presence_drop (gateways, on a cluster; publishes itself): args client, gw  ->
+-- {"cleaned":0|1}. imkit_gateway_gone for one client, in its slot: the gateway that
+-- found gw dead calls it for each client of gwc:<gw>.
+local function fn_presence_drop(args)
+  return obj('cleaned', drop_gateway_count(arg_str(args, 'client', true), arg_str(args, 'gw', true)))
 end
 
 -- imkit_presence_get: args ids  ->  {"clients":[{"id","online","last_seen"}]}, every id given
@@ -1101,9 +1120,7 @@ local function fn_gateway_gone(args)
   table.sort(ids, bytes_less) -- SMEMBERS order is arbitrary; events go out in id order
   local cleaned = 0
   for _, id in ipairs(ids) do
-    local was_online = presence_of(id)
-    cleaned = cleaned + redis.call('HDEL', K.online(id), gw)
-    presence_settle(id, was_online)
+    cleaned = cleaned + drop_gateway_count(id, gw)
   end
   redis.call('DEL', K.gw_clients(gw))
   return obj('cleaned', cleaned)
@@ -1765,8 +1782,8 @@ local function run(handler, packed, self_publish)
   end
   local reply = { 'ok', json(data) }
   for i = 1, #EVENTS, 2 do
-    if self_publish then
-      redis.call('PUBLISH', EVENTS[i], EVENTS[i + 1])
+    if self_publish then -- a sharded channel on a cluster, in the call's slot
+      redis.call(CLUSTER and 'SPUBLISH' or 'PUBLISH', EVENTS[i], EVENTS[i + 1])
     else
       reply[#reply + 1] = EVENTS[i]
       reply[#reply + 1] = EVENTS[i + 1]
@@ -1796,7 +1813,9 @@ local function entry(handler, mode, replay)
       error('imkit: call as FCALL <function> <0 | 1 {<home id>}> <prefix> <from> <msgpack args>')
     end
     P, FROM, NOW, EVENTS, OUTBOX, DONE, HOME = argv[1], argv[2], nil, {}, nil, nil, keys[1]
-    CLUSTER, AFTER, ANSWER_AT = mode == FOLLOW_UP or (mode == JOB and argv[6] == '1'), {}, nil
+    CLUSTER = mode == FOLLOW_UP or (mode == JOB and argv[6] == '1') or
+      (mode == SELF_PUBLISH and argv[4] == '1')
+    AFTER, ANSWER_AT = {}, nil
     if mode ~= JOB then return run(handler, argv[3], mode == SELF_PUBLISH) end
     local job = argv[4] ~= '' and argv[4] or nil
     if job then
@@ -1848,6 +1867,7 @@ local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list 
   { 'imkit_presence_set', fn_presence_set, WRITE, SELF_PUBLISH },
   { 'imkit_presence_get', fn_presence_get, QUERY },
   { 'imkit_gateway_gone', fn_gateway_gone, WRITE, SELF_PUBLISH },
+  { 'imkit_presence_drop', fn_presence_drop, WRITE, SELF_PUBLISH },
   { 'imkit_events_get', fn_events_get, QUERY },
   { 'imkit_profile_ensure', fn_profile_ensure, WRITE, FOLLOW_UP },
   { 'imkit_member_gone', fn_member_gone, WRITE, FOLLOW_UP },

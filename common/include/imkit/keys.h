@@ -15,6 +15,8 @@ int imk_key_dead(char *out, size_t outlen, const char *prefix);
 int imk_key_token(char *out, size_t outlen, const char *prefix, const char *sha256_hex);
 int imk_key_online(char *out, size_t outlen, const char *prefix, const char *client);
 int imk_key_gateway_alive(char *out, size_t outlen, const char *prefix, const char *gateway);
+/* <prefix>gwc:<gateway>: the clients a gateway counts in their presence (Lua K.gw_clients). */
+int imk_key_gateway_clients(char *out, size_t outlen, const char *prefix, const char *gateway);
 int imk_key_client_rooms(char *out, size_t outlen, const char *prefix, const char *client);
 
 int imk_channel_gateway(char *out, size_t outlen, const char *prefix, const char *gateway);

@@ -371,20 +371,30 @@ static void finish(struct gather *g)
 }
 
 /* Keeps one row: "<ts> <unread> <summary bytes> <messages bytes or -1> <has_more>\n", then
- * the summary, then the messages. */
+ * the summary, then the messages; the lengths must add up to the rest of the body. */
 static int keep_row(struct gather *g, const char *rid, const redisReply *body)
 {
-    long long ts, unread, messages_len;
-    size_t summary_len;
-    int more, offset = -1;
-    if (sscanf(body->str, "%lld %lld %zu %lld %d%n", &ts, &unread, &summary_len, &messages_len,
-               &more, &offset) != 5 ||
-        offset < 0 || body->str[offset] != '\n' || messages_len < -1) {
-        return IMK_EINVAL;
+    int64_t head[5]; /* ts, unread, summary bytes, messages bytes (-1: none), has_more */
+    const char *p = body->str, *end = body->str + body->len;
+    for (int i = 0; i < 5; i++) {
+        bool none = i == 3 && end - p >= 2 && p[0] == '-' && p[1] == '1';
+        const char *stop = p + (none ? 2 : 0);
+        while (!none && stop < end && *stop >= '0' && *stop <= '9') {
+            stop++;
+        }
+        if (stop == end || *stop != (i < 4 ? ' ' : '\n') ||
+            (!none && imk_parse_decimal(p, (size_t)(stop - p), 0, INT64_MAX, &head[i]) != 0)) {
+            return IMK_EINVAL;
+        }
+        head[i] = none ? -1 : head[i];
+        p = stop + 1;
     }
-    size_t text_len = body->len - (size_t)offset - 1;
-    if (summary_len == 0 ||
-        summary_len + (size_t)(messages_len > 0 ? messages_len : 0) != text_len) {
+    size_t text_len = (size_t)(end - p);
+    int64_t summary_len = head[2], messages_len = head[3];
+    bool fits = messages_len == -1 ? summary_len == (int64_t)text_len
+                                   : messages_len >= 2 && summary_len >= 2 &&
+                                         summary_len + messages_len == (int64_t)text_len;
+    if (summary_len < 2 || !fits || head[4] > 1) {
         return IMK_EINVAL;
     }
     struct row *r = &g->rows[g->nrows];
@@ -395,12 +405,12 @@ static int keep_row(struct gather *g, const char *rid, const redisReply *body)
         free(r->rid);
         return IMK_ENOMEM;
     }
-    memcpy(r->text, body->str + offset + 1, text_len);
-    r->ts = ts;
-    r->unread = unread;
-    r->summary_len = summary_len;
+    memcpy(r->text, p, text_len);
+    r->ts = head[0];
+    r->unread = head[1];
+    r->summary_len = (size_t)summary_len;
     r->messages_len = messages_len;
-    r->has_more = more != 0;
+    r->has_more = head[4] == 1;
     g->nrows++;
     struct held *h = held_of(g, rid);
     if (h != NULL) {
@@ -522,6 +532,20 @@ static void on_client(redisReply *reply, void *arg)
     row_done(g);
 }
 
+/* The reply of a read that answers the whole query as it is. */
+static void on_whole(redisReply *reply, void *arg)
+{
+    struct gather *g = arg;
+    if (is_result(reply)) {
+        answer(g, reply->element[0]->str, reply->element[1]->str, reply->element[1]->len);
+        gather_free(g);
+        return;
+    }
+    fail(g, reply, g->function);
+    g->expected = 1;
+    row_done(g);
+}
+
 /* Sends one read per client asked, all at once, each with that one id. Returns 0, or
  * IMK_EREDIS when none could be sent (then nothing will answer). */
 static int read_clients(struct gather *g)
@@ -553,8 +577,21 @@ static int read_clients(struct gather *g)
             fail(g, NULL, g->function);
         }
     }
-    if (g->expected == 1) {
-        return IMK_EREDIS;
+    if (g->expected == 1 && g->nknown > 0) {
+        return g->rows != NULL ? IMK_EREDIS : IMK_ENOMEM;
+    }
+    if (g->nknown == 0) { /* no id: the function reads no key, anywhere will do */
+        imk_buf_t args = IMK_BUF_INIT;
+        imk_mp_t mp;
+        imk_mp_init(&mp, &args);
+        imk_mp_map(&mp, 1);
+        imk_mp_cstr(&mp, "ids");
+        imk_mp_array(&mp, 0);
+        int rc = args.data != NULL
+                     ? send_read(g, g->function, g->from, args.data, args.len, on_whole, g)
+                     : IMK_ENOMEM;
+        imk_buf_deinit(&args);
+        return rc;
     }
     row_done(g); /* the replies are still to come: never the last one here */
     return 0;

@@ -2,6 +2,7 @@
  * gateways (imkit_gateway_gone, or on a Redis Cluster imkit_presence_drop per client of the
  * dead one's gwc:<id>; idempotent: several gateways may run it at once). */
 #include "liveness.h"
+#include "imkit/err.h"
 #include "imkit/job.h"
 #include "imkit/keys.h"
 #include "imkit/log.h"
@@ -35,7 +36,8 @@ static void command(imk_gateway_t *gw, imk_link_reply_fn *fn, void *arg, int arg
 /* FCALL <function> <numkeys> [key] <prefix> "" {gw: id, client?: client} [cluster "1"]: the
  * presence clean-up of dead gateway id, for every client it counted (imkit_gateway_gone) or
  * for one client, in its slot (imkit_presence_drop, on a Redis Cluster). */
-static void drop_counts(imk_gateway_t *gw, const char *id, const char *client)
+static int drop_counts(imk_gateway_t *gw, const char *id, const char *client, imk_link_reply_fn *fn,
+                       void *arg)
 {
     imk_buf_t args = IMK_BUF_INIT;
     imk_mp_t mp;
@@ -53,54 +55,95 @@ static void drop_counts(imk_gateway_t *gw, const char *id, const char *client)
     size_t gone_lens[] = {5, 18, 1, strlen(prefix), 0, args.len};
     const char *drop[] = {"FCALL", "imkit_presence_drop", "1", route, prefix, "", args.data, "1"};
     size_t drop_lens[] = {5, 19, 1, 0, strlen(prefix), 0, args.len, 1};
-    if (client != NULL) {
-        drop_lens[3] = (size_t)imk_key_tag(route, sizeof(route), client, strlen(client));
-    }
+    int route_len = client != NULL ? imk_key_tag(route, sizeof(route), client, strlen(client)) : 0;
+    drop_lens[3] = route_len > 0 ? (size_t)route_len : 0;
+    int rc = IMK_EINVAL;
     if (mp.err == 0 && client == NULL) {
-        imk_link_command(gw->link, NULL, NULL, NULL, 6, gone, gone_lens);
-    } else if (mp.err == 0 && drop_lens[3] > 0) {
-        imk_link_command(gw->link, route, NULL, NULL, 8, drop, drop_lens);
+        rc = imk_link_command(gw->link, NULL, fn, arg, 6, gone, gone_lens);
+    } else if (mp.err == 0 && route_len > 0) {
+        rc = imk_link_command(gw->link, route, fn, arg, 8, drop, drop_lens);
     }
     imk_buf_deinit(&args);
+    return rc;
 }
 
-/* A dead gateway's set gwc:<id>, read on a Redis Cluster: each client's count is dropped
- * in the client's slot, then the set goes. */
+/* The sweep of dead gateway id's counts. On a Redis Cluster its set gwc:<id> is read, each
+ * client's count dropped in the client's slot, and only when every drop succeeded are the
+ * set and the gateway's name removed: a sweep cut short is done again at the next tick. */
+struct sweep {
+    imk_gateway_t *gw;
+    char id[128];
+    size_t pending; /* drops not yet answered, plus one while they are sent */
+    bool failed;
+};
+
+/* The gateway's counts are gone: its set (on a cluster) and its name go too. */
+static void forget_gateway(imk_gateway_t *gw, const char *id)
+{
+    char set[IMK_KEY_MAX];
+    if (gw->cfg->redis_cluster[0] != '\0') {
+        imk_key_gateway_clients(set, sizeof(set), gw->cfg->redis_prefix, id);
+        const char *del[] = {"DEL", set};
+        command(gw, NULL, NULL, 2, del);
+    }
+    imk_key_gateways(set, sizeof(set), gw->cfg->redis_prefix);
+    const char *srem[] = {"SREM", set, id};
+    command(gw, NULL, NULL, 3, srem);
+    IMK_WARN("gateway_gone", "gateway=%s", id);
+}
+
+static void sweep_step_done(struct sweep *sw)
+{
+    if (--sw->pending > 0) {
+        return;
+    }
+    if (!sw->failed) {
+        forget_gateway(sw->gw, sw->id);
+    }
+    free(sw);
+}
+
+static void on_dropped(struct redisReply *reply, void *arg)
+{
+    struct sweep *sw = arg;
+    sw->failed = sw->failed || reply == NULL || reply->type == REDIS_REPLY_ERROR;
+    sweep_step_done(sw);
+}
+
 static void on_counted(struct redisReply *reply, void *arg)
 {
-    struct peer *p = arg;
-    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < reply->elements; i++) {
-            drop_counts(p->gw, p->id, reply->element[i]->str);
+    struct sweep *sw = arg;
+    sw->failed = reply == NULL || reply->type != REDIS_REPLY_ARRAY;
+    for (size_t i = 0; !sw->failed && i < reply->elements; i++) {
+        const redisReply *client = reply->element[i];
+        if (client->type != REDIS_REPLY_STRING ||
+            drop_counts(sw->gw, sw->id, client->str, on_dropped, sw) != 0) {
+            sw->failed = true;
+        } else {
+            sw->pending++;
         }
-        char set[IMK_KEY_MAX];
-        imk_key_gateway_clients(set, sizeof(set), p->gw->cfg->redis_prefix, p->id);
-        const char *del[] = {"DEL", set};
-        command(p->gw, NULL, NULL, 2, del);
     }
-    free(p);
+    sweep_step_done(sw);
 }
 
 static void clean_dead(imk_gateway_t *gw, const char *id)
 {
     if (gw->cfg->redis_cluster[0] == '\0') {
-        drop_counts(gw, id, NULL);
-    } else {
-        struct peer *p = malloc(sizeof(*p));
-        if (p != NULL) {
-            p->gw = gw;
-            snprintf(p->id, sizeof(p->id), "%s", id);
-            char set[IMK_KEY_MAX];
-            imk_key_gateway_clients(set, sizeof(set), gw->cfg->redis_prefix, id);
-            const char *members[] = {"SMEMBERS", set};
-            command(gw, on_counted, p, 2, members);
-        }
+        drop_counts(gw, id, NULL, NULL, NULL);
+        forget_gateway(gw, id);
+        return;
     }
+    struct sweep *sw = calloc(1, sizeof(*sw));
+    if (sw == NULL) {
+        return;
+    }
+    sw->gw = gw;
+    sw->pending = 1;
+    snprintf(sw->id, sizeof(sw->id), "%s", id);
     char set[IMK_KEY_MAX];
-    imk_key_gateways(set, sizeof(set), gw->cfg->redis_prefix);
-    const char *srem[] = {"SREM", set, id};
-    command(gw, NULL, NULL, 3, srem);
-    IMK_WARN("gateway_gone", "gateway=%s", id);
+    imk_key_gateway_clients(set, sizeof(set), gw->cfg->redis_prefix, id);
+    const char *members[] = {"SMEMBERS", set};
+    command(gw, on_counted, sw, 2, members);
 }
 
 static void on_peer_checked(struct redisReply *reply, void *arg)

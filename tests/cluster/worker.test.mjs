@@ -289,6 +289,8 @@ test('client.get and presence.watch on a cluster: each client read on its own ma
     const watched = await alice.request('presence.watch', { ids: ['bob', 'nosuch'] });
     assert.equal(watched.ok, true, JSON.stringify(watched));
     assert.deepEqual(watched.data.clients.map((c) => c.id), ['bob', 'nosuch']);
+    const cleared = await alice.request('presence.watch', { ids: [] });
+    assert.deepEqual([cleared.ok, cleared.data], [true, { clients: [] }], JSON.stringify(cleared));
     const one = await admin('GET', '/v1/clients/carl');
     assert.equal(one.status, 200, JSON.stringify(one.body));
     assert.equal(one.body.id, 'carl');

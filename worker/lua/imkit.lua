@@ -9,8 +9,8 @@ Calling
   FCALL[_RO] <function> <0 | 1 {<id>}> <prefix> <from> <args>     (plain calls, queries)
   FCALL <function> <0 | 1 {<home>}> <prefix> <from> <args> <job id> <events> <cluster>
                                                                     (jobs, from workers)
-  {<id>}  the one declared key: the hash tag of the room or client the call is about (its
-          slot is the slot of every key the call touches, but Other slots').
+  {<id>}  the one declared key: the hash tag of the room or client the call is about;
+          every key the call touches is in its slot (writes elsewhere: Other slots).
   prefix  key prefix (e.g. "imkit:"); every key and channel is built from it (K.*, CH.*).
   from    the acting client id, or '' for the admin API ("acting as the system": no
           membership checks).

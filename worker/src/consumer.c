@@ -46,6 +46,7 @@ struct imk_consumer {
     int64_t next_claim_ms;
     int64_t next_trim_ms;
     int64_t next_push_ms;
+    uint64_t reads; /* reads answered without an error, to tell a failing loop */
     bool ready_before;
     imk_worker_stats_t stats;
 };
@@ -260,7 +261,7 @@ static int append_fcall(imk_consumer_t *c, const struct batch_job *bj)
     /* The one declared key is the job's home hash tag, "{<room or client id>}": it names
      * the slot of the keys the function works on, and of its done record, and so the master
      * it runs on. A job queued without a home (by an older gateway) declares none. */
-    char home[IMK_ID_MAX + 3];
+    char home[2 * IMK_ID_MAX + 4]; /* "{<id>}", or a direct pair's "{<a>|<b>}" */
     int home_len = imk_key_tag(home, sizeof(home), bj->job.home.ptr, bj->job.home.len);
     bool has_home = bj->job.home.len > 0 && home_len > 0;
     /* The job id lets the function recognise a job it already applied (a worker died or
@@ -412,6 +413,17 @@ static const char *kind_written(const struct batch_job *bj, int *len)
 {
     *len = bj->parsed ? (int)bj->job.kind.len : 1;
     return bj->parsed ? bj->job.kind.ptr : "-";
+}
+
+/* Whether a function's reply hands back writes for other slots. */
+static bool has_follow_ups(const redisReply *r)
+{
+    for (size_t i = 2; i + 1 < r->elements; i += 2) {
+        if (is_follow_up(r->element[i], r->element[i + 1])) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Whether an applied job's reply is a well-formed {status, body, channel, payload...}. */
@@ -678,6 +690,10 @@ static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n)
                 retry_or_bury(c, bj, "a write in another slot failed");
             }
             list[k].reply = r;
+            if (list[k].answers && r != NULL && r->type != REDIS_REPLY_ERROR && !result_ok(r) &&
+                bj->outcome != IMK_JOB_FAILED && bj->outcome != IMK_JOB_DEAD) {
+                retry_or_bury(c, bj, "bad reply of the write that answers");
+            }
             if (list[k].answers && result_ok(r) && bj->answer == NULL) {
                 bool ok = r->element[0]->len == 2 && memcmp(r->element[0]->str, "ok", 2) == 0;
                 bj->outcome = bj->outcome == IMK_JOB_OK && !ok ? IMK_JOB_ERROR : bj->outcome;
@@ -686,6 +702,13 @@ static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n)
             }
         }
         free(replies);
+    }
+    for (size_t k = 0; k < nprev; k++) { /* the rounds ran out with writes still to run */
+        struct batch_job *bj = &jobs[prev[k].job];
+        if (result_ok(prev[k].reply) && has_follow_ups(prev[k].reply) &&
+            bj->outcome != IMK_JOB_FAILED && bj->outcome != IMK_JOB_DEAD) {
+            retry_or_bury(c, bj, "writes in other slots nested too deep");
+        }
     }
     free_follow_ups(prev, nprev);
 }
@@ -718,15 +741,19 @@ static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
 static int call_functions(imk_consumer_t *c, struct batch_job *jobs, size_t n)
 {
     int calls = 0;
+    bool all_queued = true;
     for (size_t i = 0; i < n; i++) {
         if (jobs[i].decoded) {
-            calls += append_fcall(c, &jobs[i]);
+            int queued = append_fcall(c, &jobs[i]);
+            calls += queued;
+            all_queued = all_queued && queued == 1;
         }
     }
-    if (calls == 0) {
+    if (calls == 0 && all_queued) {
         return 0;
     }
-    redisReply **replies = calloc((size_t)calls, sizeof(*replies));
+    /* Replies are matched to jobs by their place: one job left out would shift them all. */
+    redisReply **replies = all_queued ? calloc((size_t)calls, sizeof(*replies)) : NULL;
     if (replies == NULL) {
         (void)collect_all(c);
         return IMK_ENOMEM;
@@ -944,7 +971,10 @@ static int apply_read(imk_consumer_t *c, const redisReply *r)
     int rc = 0;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && rc == 0; i++) {
         const redisReply *s = r->element[i];
-        rc = apply_entries(c, s->element[0]->str, s->element[1]);
+        if (s->type == REDIS_REPLY_ARRAY && s->elements == 2 &&
+            s->element[0]->type == REDIS_REPLY_STRING) {
+            rc = apply_entries(c, s->element[0]->str, s->element[1]);
+        }
     }
     return rc;
 }
@@ -958,6 +988,7 @@ static int read_batch(imk_consumer_t *c, bool send, int timeout_ms)
     if (got <= 0) {
         return got;
     }
+    c->reads += r->type != REDIS_REPLY_ERROR;
     int rc = apply_read(c, r);
     freeReplyObject(r);
     return rc;
@@ -1005,6 +1036,13 @@ static void lose(imk_consumer_t *c)
     c->ready = false;
 }
 
+/* Sleeps *backoff ms (with jitter), then doubles it up to BACKOFF_MAX_MS. */
+static void back_off(int *backoff)
+{
+    sleep_ms(*backoff + rand() % (*backoff / 2 + 1));
+    *backoff = *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;
+}
+
 int imk_consumer_run(imk_consumer_t *c, volatile sig_atomic_t *stop)
 {
     int backoff = BACKOFF_MIN_MS;
@@ -1016,17 +1054,22 @@ int imk_consumer_run(imk_consumer_t *c, volatile sig_atomic_t *stop)
                 /* A master that turned replica refuses FUNCTION LOAD (READONLY) without a
                  * redirect: the map must be read again. */
                 (void)imk_cluster_client_refresh(c->redis);
-                sleep_ms(backoff + rand() % (backoff / 2 + 1));
-                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                back_off(&backoff);
                 continue;
             }
             c->stats.reconnects += c->ready_before;
             c->ready = c->ready_before = true;
             (void)push_if_due(c, true); /* announce this worker's metrics at once */
         }
-        backoff = BACKOFF_MIN_MS;
-        if (run_ready(c, stop) != 0) {
-            lose(c);
+        uint64_t reads = c->reads;
+        if (run_ready(c, stop) == 0) {
+            continue;
+        }
+        lose(c);
+        if (c->reads == reads) { /* failed again before any read: do not spin */
+            back_off(&backoff);
+        } else {
+            backoff = BACKOFF_MIN_MS;
         }
     }
     if (c->ready) {

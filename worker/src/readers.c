@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct reader {
     int first; /* index of its first stream */
@@ -100,7 +101,8 @@ int imk_readers_connect(imk_readers_t *r, imk_cluster_client_t *client)
             rc = IMK_EREDIS;
             continue;
         }
-        /* A read blocks up to worker.block_ms; past that plus a margin, the node is gone. */
+        /* For the reads of a stop (imk_readers_finish); a node that stops answering is
+         * noticed by the routing client's commands, whose failure sets everything up again. */
         int ms = r->cfg->worker_block_ms + 5000;
         redisSetTimeout(rd->conn, (struct timeval){ms / 1000, (ms % 1000) * 1000});
     }
@@ -241,7 +243,16 @@ int imk_readers_next(imk_readers_t *r, int timeout_ms, redisReply **reply)
 
 int imk_readers_finish(imk_readers_t *r, int timeout_ms, redisReply **reply)
 {
-    int rc = wait_reply(r, timeout_ms, false, reply);
+    /* A wait may end early (part of a reply, a signal): wait again until the deadline. */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = 0, left = timeout_ms;
+    while (rc == 0 && left > 0 && imk_readers_busy(r)) {
+        rc = wait_reply(r, left, false, reply);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        left =
+            timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+    }
     if (rc == 0) {
         imk_readers_close(r); /* nothing came in time: whatever comes later is claimed */
     }

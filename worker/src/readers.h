@@ -42,8 +42,8 @@ void imk_readers_close(imk_readers_t *r);
 int imk_readers_next(imk_readers_t *r, int timeout_ms, struct redisReply **reply);
 
 /* As imk_readers_next, but sends nothing new: for a stop, waits for the reads in flight.
- * When none answers within timeout_ms (or a signal interrupts), every reader is closed and
- * 0 returned. */
+ * When none answers within timeout_ms (a signal does not cut the wait short), every reader
+ * is closed and 0 returned. */
 int imk_readers_finish(imk_readers_t *r, int timeout_ms, struct redisReply **reply);
 
 /* Whether an XREADGROUP is in flight: its entries, once delivered, are this consumer's. */

@@ -546,6 +546,19 @@ static void on_whole(redisReply *reply, void *arg)
     row_done(g);
 }
 
+/* The arguments {"ids":[id]}, or {"ids":[]} for id NULL, into args. */
+static void ids_args(imk_buf_t *args, const char *id)
+{
+    imk_mp_t mp;
+    imk_mp_init(&mp, args);
+    imk_mp_map(&mp, 1);
+    imk_mp_cstr(&mp, "ids");
+    imk_mp_array(&mp, id != NULL ? 1 : 0);
+    if (id != NULL) {
+        imk_mp_cstr(&mp, id);
+    }
+}
+
 /* Sends one read per client asked, all at once, each with that one id. Returns 0, or
  * IMK_EREDIS when none could be sent (then nothing will answer). */
 static int read_clients(struct gather *g)
@@ -557,12 +570,7 @@ static int read_clients(struct gather *g)
         const char *id = g->known[i].rid;
         struct row_read *rr = calloc(1, sizeof(*rr));
         imk_buf_t args = IMK_BUF_INIT;
-        imk_mp_t mp;
-        imk_mp_init(&mp, &args);
-        imk_mp_map(&mp, 1);
-        imk_mp_cstr(&mp, "ids");
-        imk_mp_array(&mp, 1);
-        imk_mp_cstr(&mp, id);
+        ids_args(&args, id);
         int rc = IMK_ENOMEM;
         if (rr != NULL && args.data != NULL) {
             rr->g = g;
@@ -582,11 +590,7 @@ static int read_clients(struct gather *g)
     }
     if (g->nknown == 0) { /* no id: the function reads no key, anywhere will do */
         imk_buf_t args = IMK_BUF_INIT;
-        imk_mp_t mp;
-        imk_mp_init(&mp, &args);
-        imk_mp_map(&mp, 1);
-        imk_mp_cstr(&mp, "ids");
-        imk_mp_array(&mp, 0);
+        ids_args(&args, NULL);
         int rc = args.data != NULL
                      ? send_read(g, g->function, g->from, args.data, args.len, on_whole, g)
                      : IMK_ENOMEM;

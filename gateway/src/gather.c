@@ -370,12 +370,10 @@ static void finish(struct gather *g)
     gather_free(g);
 }
 
-/* Keeps one row: "<ts> <unread> <summary bytes> <messages bytes or -1> <has_more>\n", then
- * the summary, then the messages; the lengths must add up to the rest of the body. */
-static int keep_row(struct gather *g, const char *rid, const redisReply *body)
+int imk_gather_parse_row(const char *body, size_t len, imk_gather_row_t *out)
 {
     int64_t head[5]; /* ts, unread, summary bytes, messages bytes (-1: none), has_more */
-    const char *p = body->str, *end = body->str + body->len;
+    const char *p = body, *end = body + len;
     for (int i = 0; i < 5; i++) {
         bool none = i == 3 && end - p >= 2 && p[0] == '-' && p[1] == '1';
         const char *stop = p + (none ? 2 : 0);
@@ -397,6 +395,19 @@ static int keep_row(struct gather *g, const char *rid, const redisReply *body)
     if (summary_len < 2 || !fits || head[4] > 1) {
         return IMK_EINVAL;
     }
+    *out = (imk_gather_row_t){head[0], head[1], (size_t)summary_len, messages_len, head[4] == 1,
+                              p,       text_len};
+    return 0;
+}
+
+/* Keeps one row of room rid from its reply's body. */
+static int keep_row(struct gather *g, const char *rid, const redisReply *body)
+{
+    imk_gather_row_t parsed;
+    if (imk_gather_parse_row(body->str, body->len, &parsed) != 0) {
+        return IMK_EINVAL;
+    }
+    size_t text_len = parsed.text_len;
     struct row *r = &g->rows[g->nrows];
     r->text = malloc(text_len);
     r->rid = strdup(rid);
@@ -405,12 +416,12 @@ static int keep_row(struct gather *g, const char *rid, const redisReply *body)
         free(r->rid);
         return IMK_ENOMEM;
     }
-    memcpy(r->text, p, text_len);
-    r->ts = head[0];
-    r->unread = head[1];
-    r->summary_len = (size_t)summary_len;
-    r->messages_len = messages_len;
-    r->has_more = head[4] == 1;
+    memcpy(r->text, parsed.text, text_len);
+    r->ts = parsed.ts;
+    r->unread = parsed.unread;
+    r->summary_len = parsed.summary_len;
+    r->messages_len = parsed.messages_len;
+    r->has_more = parsed.has_more;
     g->nrows++;
     struct held *h = held_of(g, rid);
     if (h != NULL) {

@@ -14,6 +14,7 @@
 #include "gateway.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Whether call is gathered here rather than sent as one FCALL_RO: room.list and sync, on
@@ -24,5 +25,23 @@ bool imk_gather_wanted(const imk_gateway_t *gw, const imk_call_t *call);
  * Returns 0, or IMK_EREDIS / IMK_ENOMEM when the first read could not be sent (nothing
  * will answer). */
 int imk_gather_send(imk_gateway_t *gw, uint64_t req, const imk_call_t *call);
+
+/* The body of an imkit_room_row reply: "<ts> <unread> <summary bytes> <messages bytes or
+ * -1> <has_more 0|1>\n", then the summary's JSON, then the messages' JSON array when there
+ * are messages; text borrows from the body. */
+typedef struct imk_gather_row {
+    int64_t ts;
+    int64_t unread;
+    size_t summary_len;
+    int64_t messages_len; /* -1: no messages */
+    bool has_more;
+    const char *text; /* the summary, then the messages */
+    size_t text_len;
+} imk_gather_row_t;
+
+/* Parses body (len bytes, not NUL-terminated): the header's numbers are decimals, and the
+ * lengths (a summary of at least 2 bytes, messages of at least 2 or none) add up to exactly
+ * the rest. Returns 0, or IMK_EINVAL. */
+int imk_gather_parse_row(const char *body, size_t len, imk_gather_row_t *out);
 
 #endif

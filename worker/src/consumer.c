@@ -145,18 +145,20 @@ void imk_consumer_destroy(imk_consumer_t *c)
     free(c);
 }
 
-/* Runs one command of NULL-terminated string arguments (at most MAX_ARGS) on the master of
- * key's slot. NULL when that master could not be reached. */
-static redisReply *run(imk_consumer_t *c, const char *key, const char *const *argv)
+/* Runs one command of string arguments (argc at most MAX_ARGS) on the master of key's
+ * slot. NULL when that master could not be reached. */
+static redisReply *run(imk_consumer_t *c, const char *key, int argc, const char *const *argv)
 {
     size_t lens[MAX_ARGS];
-    int argc = 0;
-    while (argc < MAX_ARGS && argv[argc] != NULL) {
-        lens[argc] = strlen(argv[argc]);
-        argc++;
+    for (int i = 0; i < argc && i < MAX_ARGS; i++) {
+        lens[i] = strlen(argv[i]);
     }
-    return imk_cluster_client_command(c->redis, slot_of(key), argc, (const char **)argv, lens);
+    return imk_cluster_client_command(c->redis, slot_of(key), argc < MAX_ARGS ? argc : MAX_ARGS,
+                                      (const char **)argv, lens);
 }
+
+/* run() of an array of arguments, counted. */
+#define RUN(c, key, argv) run((c), (key), (int)(sizeof(argv) / sizeof((argv)[0])), (argv))
 
 /* Whether a command's reply is a success; a failure is logged. BUSYGROUP (the
  * group exists) is a success. Frees r. */
@@ -193,9 +195,8 @@ static int set_up(imk_consumer_t *c)
     }
     for (int i = 0; i < c->nstreams; i++) {
         /* From 0, not $: jobs written before the first worker ever started are kept. */
-        const char *argv[] = {"XGROUP", "CREATE",   c->streams[i], IMK_JOBS_GROUP,
-                              "0",      "MKSTREAM", NULL};
-        if (!command_ok("xgroup_create", run(c, c->streams[i], argv))) {
+        const char *argv[] = {"XGROUP", "CREATE", c->streams[i], IMK_JOBS_GROUP, "0", "MKSTREAM"};
+        if (!command_ok("xgroup_create", RUN(c, c->streams[i], argv))) {
             return IMK_EREDIS;
         }
     }
@@ -377,8 +378,8 @@ static int append_effects(imk_consumer_t *c, const struct batch_job *bj, int *ev
 /* How many times the job was delivered (its XPENDING entry); 0 when that cannot be read. */
 static int delivery_count(imk_consumer_t *c, const struct batch_job *bj)
 {
-    const char *argv[] = {"XPENDING", bj->stream, IMK_JOBS_GROUP, bj->id, bj->id, "1", NULL};
-    redisReply *r = run(c, bj->stream, argv);
+    const char *argv[] = {"XPENDING", bj->stream, IMK_JOBS_GROUP, bj->id, bj->id, "1"};
+    redisReply *r = RUN(c, bj->stream, argv);
     int count = 0;
     if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
         r->element[0]->elements == 4) {
@@ -812,9 +813,9 @@ static int claim_idle(imk_consumer_t *c)
     snprintf(idle, sizeof(idle), "%d", c->cfg->worker_claim_idle_ms);
     snprintf(count, sizeof(count), "%d", c->cfg->worker_batch);
     for (int i = 0; i < c->nstreams; i++) {
-        const char *argv[] = {"XAUTOCLAIM", c->streams[i], IMK_JOBS_GROUP, c->name, idle,
-                              "0-0",        "COUNT",       count,          NULL};
-        redisReply *r = run(c, c->streams[i], argv);
+        const char *argv[] = {"XAUTOCLAIM", c->streams[i], IMK_JOBS_GROUP, c->name,
+                              idle,         "0-0",         "COUNT",        count};
+        redisReply *r = RUN(c, c->streams[i], argv);
         if (r == NULL) {
             return IMK_EREDIS;
         }
@@ -854,8 +855,8 @@ static void consumer_info(const redisReply *info, const char **name, long long *
  * A consumer with pending jobs stays until XAUTOCLAIM has moved them. */
 static int remove_dead_consumers(imk_consumer_t *c, const char *stream)
 {
-    const char *argv[] = {"XINFO", "CONSUMERS", stream, IMK_JOBS_GROUP, NULL};
-    redisReply *r = run(c, stream, argv);
+    const char *argv[] = {"XINFO", "CONSUMERS", stream, IMK_JOBS_GROUP};
+    redisReply *r = RUN(c, stream, argv);
     if (r == NULL) {
         return IMK_EREDIS;
     }
@@ -866,8 +867,8 @@ static int remove_dead_consumers(imk_consumer_t *c, const char *stream)
         if (name != NULL && strcmp(name, c->name) != 0 && pending == 0 &&
             idle > c->cfg->worker_dead_consumer_ms) {
             IMK_INFO("consumer_removed", "stream=%s consumer=%s idle_ms=%lld", stream, name, idle);
-            const char *del[] = {"XGROUP", "DELCONSUMER", stream, IMK_JOBS_GROUP, name, NULL};
-            freeReplyObject(run(c, stream, del));
+            const char *del[] = {"XGROUP", "DELCONSUMER", stream, IMK_JOBS_GROUP, name};
+            freeReplyObject(RUN(c, stream, del));
         }
     }
     freeReplyObject(r);
@@ -880,15 +881,13 @@ static int remove_dead_consumers(imk_consumer_t *c, const char *stream)
 static void leave_group(imk_consumer_t *c)
 {
     for (int i = 0; i < c->nstreams; i++) {
-        const char *argv[] = {"XPENDING", c->streams[i], IMK_JOBS_GROUP, "-",
-                              "+",        "1",           c->name,        NULL};
-        redisReply *r = run(c, c->streams[i], argv);
+        const char *argv[] = {"XPENDING", c->streams[i], IMK_JOBS_GROUP, "-", "+", "1", c->name};
+        redisReply *r = RUN(c, c->streams[i], argv);
         bool idle = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 0;
         freeReplyObject(r);
         if (idle) {
-            const char *del[] = {"XGROUP",       "DELCONSUMER", c->streams[i],
-                                 IMK_JOBS_GROUP, c->name,       NULL};
-            freeReplyObject(run(c, c->streams[i], del));
+            const char *del[] = {"XGROUP", "DELCONSUMER", c->streams[i], IMK_JOBS_GROUP, c->name};
+            freeReplyObject(RUN(c, c->streams[i], del));
         }
     }
 }
@@ -920,10 +919,10 @@ static int trim_streams(imk_consumer_t *c)
 {
     for (int i = 0; i < c->nstreams; i++) {
         const char *stream = c->streams[i];
-        const char *pending_argv[] = {"XPENDING", stream, IMK_JOBS_GROUP, NULL};
-        const char *groups_argv[] = {"XINFO", "GROUPS", stream, NULL};
-        redisReply *pending = run(c, stream, pending_argv);
-        redisReply *groups = run(c, stream, groups_argv);
+        const char *pending_argv[] = {"XPENDING", stream, IMK_JOBS_GROUP};
+        const char *groups_argv[] = {"XINFO", "GROUPS", stream};
+        redisReply *pending = RUN(c, stream, pending_argv);
+        redisReply *groups = RUN(c, stream, groups_argv);
         if (pending == NULL || groups == NULL) {
             freeReplyObject(pending);
             freeReplyObject(groups);
@@ -931,8 +930,8 @@ static int trim_streams(imk_consumer_t *c)
         }
         const char *min_id = oldest_needed(pending, groups);
         if (min_id != NULL) {
-            const char *trim[] = {"XTRIM", stream, "MINID", "~", min_id, NULL};
-            freeReplyObject(run(c, stream, trim));
+            const char *trim[] = {"XTRIM", stream, "MINID", "~", min_id};
+            freeReplyObject(RUN(c, stream, trim));
         }
         freeReplyObject(pending);
         freeReplyObject(groups);

@@ -309,7 +309,9 @@ static void render_sync(struct gather *g, imk_buf_t *out)
     imk_buf_append(out, "{\"rooms\":[", 10);
     append_summaries(g, 0, g->nrows, out);
     imk_buf_append(out, "],\"left\":[", 10);
-    qsort(g->known, g->nknown, sizeof(*g->known), compare_held);
+    if (g->nknown > 1) {
+        qsort(g->known, g->nknown, sizeof(*g->known), compare_held);
+    }
     bool comma = false;
     for (size_t i = 0; i < g->nknown; i++) {
         if (!g->known[i].present) {
@@ -350,7 +352,7 @@ static void finish(struct gather *g)
         gather_free(g);
         return;
     }
-    if (g->kind != GATHER_CLIENTS) {
+    if (g->kind != GATHER_CLIENTS && g->nrows > 1) { /* qsort of NULL is undefined */
         qsort(g->rows, g->nrows, sizeof(*g->rows), compare_rows);
     }
     imk_buf_t out = IMK_BUF_INIT;

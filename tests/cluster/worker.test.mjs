@@ -485,8 +485,11 @@ test('workers and the gateway stop cleanly on SIGTERM, leaving nothing pending',
     for (const c of clients.splice(0)) {
         c.terminate();
     }
+    const exits = []; // every process is stopped before any is judged
     for (const p of procs.splice(0)) {
-        const exit = await p.stop();
+        exits.push([p, await p.stop()]);
+    }
+    for (const [p, exit] of exits) {
         assert.deepEqual(exit, { code: 0, signal: null }, `${p.name} exit: ${JSON.stringify(exit)}\n${p.tail()}`);
     }
     for (let s = 0; s < PARTITIONS; s++) {

@@ -2,7 +2,8 @@
  * job with its Redis Function, publishes the events and the answer, then acknowledges.
  * Claims jobs left by dead workers, dead-letters jobs that keep failing, trims what every
  * worker has acknowledged, and pushes the worker's metrics to Redis (worker_stats.h).
- * Synchronous: one process, one Redis connection, one loop. */
+ * Synchronous: one process, one loop; commands through the routing client (one connection
+ * per master), blocking reads on connections of their own (readers.h). */
 #ifndef IMKIT_WORKER_CONSUMER_H
 #define IMKIT_WORKER_CONSUMER_H
 
@@ -13,7 +14,7 @@
 typedef struct imk_consumer imk_consumer_t;
 
 /* cfg is borrowed and must outlive the consumer; name is copied (the consumer's name in
- * the group). Returns NULL on a bad redis.url or no memory. */
+ * the group). Returns NULL on a bad redis.url or redis.cluster, or no memory. */
 imk_consumer_t *imk_consumer_create(const imk_config_t *cfg, const char *name);
 void imk_consumer_destroy(imk_consumer_t *c);
 

@@ -30,6 +30,7 @@ struct row {
     size_t summary_len;
     int64_t messages_len; /* -1: none */
     bool has_more;
+    char *peer; /* a direct room's peer, its client object once read; NULL: none */
 };
 
 /* A room the client says it holds (sync's known), and up to which seq. */
@@ -73,6 +74,7 @@ static void gather_free(struct gather *g)
     for (size_t i = 0; i < g->nrows; i++) {
         free(g->rows[i].rid);
         free(g->rows[i].text);
+        free(g->rows[i].peer);
     }
     free(g->rows);
     free(g->known);
@@ -223,13 +225,26 @@ static int compare_held(const void *x, const void *y)
     return strcmp(((const struct held *)x)->rid, ((const struct held *)y)->rid);
 }
 
+/* A row's summary; a peer read apart goes in last, as "peer" (the summary left it out). */
+static void append_summary(const struct row *r, imk_buf_t *out)
+{
+    if (r->peer == NULL) {
+        imk_buf_append(out, r->text, r->summary_len);
+        return;
+    }
+    imk_buf_append(out, r->text, r->summary_len - 1);
+    imk_buf_append_str(out, ",\"peer\":");
+    imk_buf_append_str(out, r->peer);
+    imk_buf_append(out, "}", 1);
+}
+
 static void append_summaries(const struct gather *g, size_t first, size_t last, imk_buf_t *out)
 {
     for (size_t i = first; i < last; i++) {
         if (i > first) {
             imk_buf_append(out, ",", 1);
         }
-        imk_buf_append(out, g->rows[i].text, g->rows[i].summary_len);
+        append_summary(&g->rows[i], out);
     }
 }
 
@@ -382,13 +397,19 @@ int imk_gather_parse_row(const char *body, size_t len, imk_gather_row_t *out)
         while (!none && stop < end && *stop >= '0' && *stop <= '9') {
             stop++;
         }
-        if (stop == end || *stop != (i < 4 ? ' ' : '\n') ||
+        if (stop == end || *stop != ' ' ||
             (!none && imk_parse_decimal(p, (size_t)(stop - p), 0, INT64_MAX, &head[i]) != 0)) {
             return IMK_EINVAL;
         }
         head[i] = none ? -1 : head[i];
         p = stop + 1;
     }
+    const char *peer = p;
+    const char *line_end = memchr(p, '\n', (size_t)(end - p));
+    if (line_end == NULL || (line_end > peer && !imk_id_valid(peer, (size_t)(line_end - peer)))) {
+        return IMK_EINVAL;
+    }
+    p = line_end + 1;
     size_t text_len = (size_t)(end - p);
     int64_t summary_len = head[2], messages_len = head[3];
     bool fits = messages_len == -1 ? summary_len == (int64_t)text_len
@@ -397,16 +418,20 @@ int imk_gather_parse_row(const char *body, size_t len, imk_gather_row_t *out)
     if (summary_len < 2 || !fits || head[4] > 1) {
         return IMK_EINVAL;
     }
-    *out = (imk_gather_row_t){head[0], head[1], (size_t)summary_len, messages_len, head[4] == 1,
-                              p,       text_len};
+    *out = (imk_gather_row_t){head[0],      head[1], (size_t)summary_len,       messages_len,
+                              head[4] == 1, peer,    (size_t)(line_end - peer), p,
+                              text_len};
     return 0;
 }
 
-/* Keeps one row of room rid from its reply's body. */
+static int read_peer(struct gather *g, size_t index, const char *peer, size_t peer_len);
+
+/* Keeps one row of room rid from its reply's body; a direct room's peer is read apart. */
 static int keep_row(struct gather *g, const char *rid, const redisReply *body)
 {
     imk_gather_row_t parsed;
-    if (imk_gather_parse_row(body->str, body->len, &parsed) != 0) {
+    if (imk_gather_parse_row(body->str, body->len, &parsed) != 0 ||
+        (parsed.peer_len > 0 && parsed.text[parsed.summary_len - 1] != '}')) {
         return IMK_EINVAL;
     }
     size_t text_len = parsed.text_len;
@@ -429,7 +454,7 @@ static int keep_row(struct gather *g, const char *rid, const redisReply *body)
     if (h != NULL) {
         h->present = true;
     }
-    return 0;
+    return parsed.peer_len > 0 ? read_peer(g, g->nrows - 1, parsed.peer, parsed.peer_len) : 0;
 }
 
 /* A row is in (or will never be): the last one finishes. */
@@ -459,10 +484,11 @@ static void on_row(redisReply *reply, void *arg)
 {
     struct row_read *rr = arg;
     struct gather *g = rr->g;
+    int rc = 0;
     if (!is_result(reply)) {
         fail(g, reply, "imkit_room_row");
-    } else if (status_ok(reply) && keep_row(g, rr->rid, reply->element[1]) != 0) {
-        fail(g, reply, "imkit_room_row");
+    } else if (status_ok(reply) && (rc = keep_row(g, rr->rid, reply->element[1])) != 0) {
+        fail(g, rc == IMK_EREDIS ? NULL : reply, "imkit_room_row"); /* NULL: unavailable */
     } /* any other status: not_found, an index entry of a room deleted a moment ago */
     free(rr);
     row_done(g);
@@ -481,6 +507,50 @@ static int send_read(struct gather *g, const char *function, const char *id, con
     size_t lens[] = {8,       strlen(function), 1, strlen(route), strlen(prefix), strlen(g->from),
                      args_len};
     return imk_link_command(g->gw->link, route, fn, arg, 7, argv, lens);
+}
+
+/* A peer's client object is in: kept for its row's summary. */
+static void on_peer(redisReply *reply, void *arg)
+{
+    struct row_read *rr = arg;
+    struct gather *g = rr->g;
+    if (!is_result(reply) || !status_ok(reply)) {
+        fail(g, reply, "imkit_client_card");
+    } else if ((g->rows[rr->index].peer =
+                    strndup(reply->element[1]->str, reply->element[1]->len)) == NULL) {
+        g->failure = "internal";
+    }
+    free(rr);
+    row_done(g);
+}
+
+/* Sends the read of the client object of row index's peer, in the peer's slot: one more
+ * row to wait for. */
+static int read_peer(struct gather *g, size_t index, const char *peer, size_t peer_len)
+{
+    char id[IMK_ID_MAX + 1];
+    memcpy(id, peer, peer_len);
+    id[peer_len] = '\0';
+    struct row_read *rr = calloc(1, sizeof(*rr));
+    imk_buf_t args = IMK_BUF_INIT;
+    imk_mp_t mp;
+    imk_mp_init(&mp, &args);
+    imk_mp_map(&mp, 1);
+    imk_mp_cstr(&mp, "id");
+    imk_mp_cstr(&mp, id);
+    int rc = IMK_ENOMEM;
+    if (rr != NULL && args.data != NULL) {
+        rr->g = g;
+        rr->index = index;
+        rc = send_read(g, "imkit_client_card", id, args.data, args.len, on_peer, rr);
+    }
+    imk_buf_deinit(&args);
+    if (rc != 0) {
+        free(rr);
+        return rc;
+    }
+    g->expected++;
+    return 0;
 }
 
 /* Sends the read of room rid's row (with the seq the client holds, for sync); 0, or an

@@ -349,9 +349,7 @@ static void on_auth_answer(void *ctx, uint64_t tag, const char *status, size_t s
 static void send_auth_job(imk_session_t *s, uint64_t tag)
 {
     struct imk_auth_step *a = s->auth;
-    /* The opaque token's hash spreads anonymous auths over the partitions. */
-    const char *partition = a->from[0] != '\0' ? a->from : "auth";
-    imk_call_t call = {"imkit_auth", false, a->from, partition, s->id, &a->args, &a->req};
+    imk_call_t call = {"imkit_auth", false, a->from, a->from, s->id, &a->args, &a->req};
     s->auth = NULL; /* the job's answer is final */
     int rc = imk_dispatch(s->gw, &call, on_auth_answer, s, tag);
     if (rc == 0) {
@@ -389,73 +387,46 @@ static void sha256_hex(const char *data, size_t len, char out[65])
     }
 }
 
-/* Builds the auth job's arguments from a JWT (verified here) or an opaque token (looked up
- * by its hash in the function). Returns 0, or -1 after answering the failure. */
-static int auth_args(imk_session_t *s, int64_t id, const char *token, size_t len, imk_buf_t *args,
-                     char *from, int64_t *exp_s)
+/* The functions' arguments of an auth: the client, when the token was issued (iat < 0:
+ * unknown), and the JWT's name and avatar (NULL: none). Returns 0, or -1 out of memory. */
+static int auth_args(imk_buf_t *args, const char *sub, int64_t iat, const char *name,
+                     const char *avatar)
 {
     imk_mp_t mp;
     imk_mp_init(&mp, args);
-    *exp_s = 0;
-    from[0] = '\0';
-    if (memchr(token, '.', len) == NULL) {
-        sha256_hex(token, len, s->token_hash);
-        imk_mp_map(&mp, 1);
-        imk_mp_cstr(&mp, "tok");
-        imk_mp_cstr(&mp, s->token_hash);
-        return mp.err == 0 ? 0 : -1;
-    }
-    imk_jwt_claims_t claims;
-    int rc = imk_jwt_verify(s->gw->jwt, token, len, imk_now_ms() / 1000, &claims);
-    if (rc != 0) {
-        auth_failed(s, id, "unauthenticated", imk_jwt_strerror(rc));
-        return -1;
-    }
-    imk_mp_map(&mp, 1 + (claims.iat >= 0) + (claims.name != NULL) + (claims.avatar != NULL));
+    imk_mp_map(&mp, 1 + (iat >= 0) + (name != NULL) + (avatar != NULL));
     imk_mp_cstr(&mp, "sub");
-    imk_mp_cstr(&mp, claims.sub);
-    if (claims.iat >= 0) {
+    imk_mp_cstr(&mp, sub);
+    if (iat >= 0) {
         imk_mp_cstr(&mp, "iat");
-        imk_mp_int(&mp, claims.iat);
+        imk_mp_int(&mp, iat);
     }
-    if (claims.name != NULL) {
+    if (name != NULL) {
         imk_mp_cstr(&mp, "name");
-        imk_mp_cstr(&mp, claims.name);
+        imk_mp_cstr(&mp, name);
     }
-    if (claims.avatar != NULL) {
+    if (avatar != NULL) {
         imk_mp_cstr(&mp, "avatar");
-        imk_mp_cstr(&mp, claims.avatar);
+        imk_mp_cstr(&mp, avatar);
     }
-    snprintf(from, IMK_ID_MAX + 1, "%s", claims.sub);
-    *exp_s = claims.exp;
-    imk_jwt_claims_deinit(&claims);
     return mp.err == 0 ? 0 : -1;
 }
 
-static void do_auth(imk_session_t *s, int64_t id, json_t *data)
+/* Starts the auth of a verified identity (the request's stats in s->req): the check first
+ * (imkit_auth_check), then maybe the job. exp_s is the JWT's expiry (0: an opaque token). */
+static void check_auth(imk_session_t *s, int64_t id, const char *sub, int64_t iat, const char *name,
+                       const char *avatar, int64_t exp_s)
 {
-    json_t *token = data != NULL ? json_object_get(data, "token") : NULL;
-    if (s->auth_in_flight) {
-        send_error(s, id, "bad_request", "auth already in progress");
-        return;
-    }
-    if (!json_is_string(token) || json_string_length(token) == 0 ||
-        json_string_length(token) > 8192) {
-        auth_failed(s, id, "bad_request", "token: required, a string of at most 8192 bytes");
-        return;
-    }
     struct imk_auth_step *a = calloc(1, sizeof(*a));
-    if (a == NULL) {
+    if (a == NULL || auth_args(&a->args, sub, iat, name, avatar) != 0) {
+        if (a != NULL) {
+            imk_buf_deinit(&a->args);
+        }
+        free(a);
         send_error(s, id, "internal", "out of memory");
         return;
     }
-    int64_t exp_s;
-    if (auth_args(s, id, json_string_value(token), json_string_length(token), &a->args, a->from,
-                  &exp_s) != 0) {
-        imk_buf_deinit(&a->args);
-        free(a);
-        return;
-    }
+    snprintf(a->from, sizeof(a->from), "%s", sub);
     /* The request is counted when its final answer comes, by one step or the other. */
     a->req = s->req;
     s->req.op = IMK_STATS_OP_NONE;
@@ -471,6 +442,91 @@ static void do_auth(imk_session_t *s, int64_t id, json_t *data)
         auth_step_free(s);
         answer_dispatch_failure(s, id, rc);
     }
+}
+
+/* An opaque token being looked up: its key tok:<sha256> holds "<client id> <iat>". */
+struct token_lookup {
+    imk_gateway_t *gw;
+    uint64_t session;
+    int64_t request;
+    imk_stats_req_t req;
+};
+
+static void on_token_found(struct redisReply *reply, void *arg)
+{
+    struct token_lookup *t = arg;
+    imk_session_t *s = session_by_id(t->gw, t->session);
+    if (s == NULL) {
+        free(t);
+        return;
+    }
+    s->auth_in_flight = false;
+    s->req = t->req;
+    char sub[IMK_ID_MAX + 1];
+    long long iat;
+    char end;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        send_error(s, t->request, "unavailable", "storage unreachable; safe to retry");
+    } else if (reply->type != REDIS_REPLY_STRING ||
+               sscanf(reply->str, "%64s %lld%c", sub, &iat, &end) != 2 || iat < 0) {
+        auth_failed(s, t->request, "unauthenticated", "unknown or expired token");
+    } else {
+        check_auth(s, t->request, sub, iat, NULL, NULL, 0);
+    }
+    free(t);
+}
+
+/* Reads an opaque token's key, in its own slot; the auth goes on in on_token_found. */
+static void find_opaque_token(imk_session_t *s, int64_t id, const char *token, size_t len)
+{
+    struct token_lookup *t = malloc(sizeof(*t));
+    if (t == NULL) {
+        send_error(s, id, "internal", "out of memory");
+        return;
+    }
+    *t = (struct token_lookup){s->gw, s->id, id, s->req};
+    sha256_hex(token, len, s->token_hash);
+    char key[IMK_KEY_MAX];
+    imk_key_token(key, sizeof(key), s->gw->cfg->redis_prefix, s->token_hash);
+    const char *argv[] = {"GET", key};
+    size_t lens[] = {3, strlen(key)};
+    int rc = imk_link_command(s->gw->link, key, on_token_found, t, 2, argv, lens);
+    if (rc != 0) {
+        free(t);
+        answer_dispatch_failure(s, id, rc);
+        return;
+    }
+    s->req.op = IMK_STATS_OP_NONE; /* counted by the answer */
+    s->auth_in_flight = true;
+}
+
+/* A JWT is verified here, in memory; an opaque token (no dot) is looked up in Redis. */
+static void do_auth(imk_session_t *s, int64_t id, json_t *data)
+{
+    json_t *token = data != NULL ? json_object_get(data, "token") : NULL;
+    if (s->auth_in_flight) {
+        send_error(s, id, "bad_request", "auth already in progress");
+        return;
+    }
+    if (!json_is_string(token) || json_string_length(token) == 0 ||
+        json_string_length(token) > 8192) {
+        auth_failed(s, id, "bad_request", "token: required, a string of at most 8192 bytes");
+        return;
+    }
+    const char *text = json_string_value(token);
+    size_t len = json_string_length(token);
+    if (memchr(text, '.', len) == NULL) {
+        find_opaque_token(s, id, text, len);
+        return;
+    }
+    imk_jwt_claims_t claims;
+    int rc = imk_jwt_verify(s->gw->jwt, text, len, imk_now_ms() / 1000, &claims);
+    if (rc != 0) {
+        auth_failed(s, id, "unauthenticated", imk_jwt_strerror(rc));
+        return;
+    }
+    check_auth(s, id, claims.sub, claims.iat, claims.name, claims.avatar, claims.exp);
+    imk_jwt_claims_deinit(&claims);
 }
 
 /* Reads the envelope {id, op, data}; answers malformed frames itself. Returns 0 or -1. */

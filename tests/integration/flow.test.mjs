@@ -102,6 +102,8 @@ test('B\'s room.list shows the room with last_message and unread 1; A\'s shows u
     assert.equal(s.unread, 1);
     assert.equal(s.last_seq, 1);
     assert.equal(s.peer.id, A);
+    assert.equal(s.peer.name, 'Ann', 'the peer with its profile');
+    assert.equal(s.peer.avatar, 'https://example.com/ann.png');
     assertKeys(s.last_message, MESSAGE_KEYS, 'last_message');
     assert.equal(s.last_message.seq, 1);
     assert.equal(s.last_message.text, 'hello Ben');

@@ -344,8 +344,7 @@ test('a worker exposition over 1 MiB is left out of the scrape, with a log line'
 });
 
 test('GET /metrics answers within a second or so with imkit_redis_up 0 while Redis is paused', async () => {
-    const redisProc = cluster.redisProc.child;
-    redisProc.kill('SIGSTOP');
+    cluster.pauseRedis();
     try {
         for (let round = 0; round < 2; round++) {
             const r = await scrape(0);
@@ -361,7 +360,7 @@ test('GET /metrics answers within a second or so with imkit_redis_up 0 while Red
             await h.text();
         }
     } finally {
-        redisProc.kill('SIGCONT');
+        cluster.resumeRedis();
     }
     await waitFor(async () => one(parse((await scrape(0)).text), 'imkit_redis_up', { gateway: cluster.gateways[0].id }) === 1, 10000, 'imkit_redis_up back to 1');
     await waitFor(async () => workerNames(parse((await scrape(0)).text)).length === 2, 10000, 'both workers back in the scrape');

@@ -87,7 +87,8 @@ check_match() {
 is_query() {
   case $1 in
   imkit_client_get | imkit_room_get | imkit_room_list | imkit_msg_history | imkit_sync | \
-    imkit_presence_get | imkit_events_get | imkit_auth_check | imkit_room_index | imkit_room_row)
+    imkit_presence_get | imkit_events_get | imkit_auth_check | imkit_room_index | imkit_room_row | \
+    imkit_client_card)
     return 0 ;;
   esac
   return 1
@@ -235,8 +236,8 @@ check "FUNCTION LOAD" "$out" "imkit"
 out=$(rc -x FUNCTION LOAD REPLACE <"$LIB")
 check "FUNCTION LOAD REPLACE twice" "$out" "imkit"
 nfun=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -c '^imkit_')
-check "34 functions registered" "$nfun" 34
-for f in imkit_client_get imkit_room_get imkit_room_list imkit_room_index imkit_room_row imkit_msg_history imkit_sync imkit_presence_get \
+check "36 functions registered" "$nfun" 36
+for f in imkit_client_get imkit_client_card imkit_room_get imkit_room_list imkit_room_index imkit_room_row imkit_msg_history imkit_sync imkit_presence_get \
   imkit_events_get imkit_auth_check; do
   flags=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -A4 "^$f\$" | sed -n 5p)
   check "$f is no-writes" "$flags" "no-writes"
@@ -272,12 +273,9 @@ check "auth keeps the avatar absent" "$(j avatar)" null
 call imkit_auth '' '{"sub":"alice"}'
 check "auth without name keeps the stored one" "$(j name)" Alice
 
-call imkit_auth '' '{"tok":"0000deadbeef"}'
-expect unauthenticated "unknown opaque token"
-check "message" "$BODY" "unknown or expired token"
-
 call imkit_auth '' '{}'
-expect bad_request "auth with neither sub nor tok"
+expect bad_request "auth without sub"
+check "message" "$BODY" "sub: required"
 
 # auth_check: the read-only auth of a returning client whose token changes nothing.
 call imkit_auth_check '' '{"sub":"alice"}'
@@ -293,10 +291,8 @@ expect write_needed "auth_check with a new avatar"
 call imkit_auth_check '' '{"sub":"newcomer"}'
 expect write_needed "auth_check of a client without a profile"
 check "auth_check created no profile" "$(rc EXISTS "${PFX}u:{newcomer}")" 0
-call imkit_auth_check '' '{"tok":"0000deadbeef"}'
-expect unauthenticated "auth_check of an unknown opaque token"
 call imkit_auth_check '' '{}'
-expect bad_request "auth_check with neither sub nor tok"
+expect bad_request "auth_check without sub"
 
 T0=$(($(now_ms) / 1000))
 call imkit_token_create '' "{\"id\":\"carol\",\"hash\":\"h-carol-1\",\"ttl\":60,\"iat\":$T0}"
@@ -316,23 +312,19 @@ check "token_create creates the profile (name = id)" "$(rc HGET "${PFX}u:{carol}
 call imkit_token_create bob '{"id":"carol","hash":"h-x","ttl":60,"iat":1}'
 expect forbidden "a client cannot get another's token"
 
-call imkit_auth '' '{"tok":"h-carol-1","name":"Carol"}'
-expect ok "opaque token auth"
-check "it names the token's client" "$(j id)" carol
-check "and updates the name" "$(j name)" Carol
+# The gateway reads an opaque token's key and authenticates its client with the token's iat.
+call imkit_auth '' "{\"sub\":\"carol\",\"iat\":$T0,\"name\":\"Carol\"}"
+expect ok "auth of a token's client"
+check "it updates the name" "$(j name)" Carol
 
 rc HSET "${PFX}u:{carol}" tokens_valid_after "$T0" >/dev/null
-call imkit_auth '' '{"tok":"h-carol-1"}'
+call imkit_auth '' "{\"sub\":\"carol\",\"iat\":$T0}"
 expect unauthenticated "token issued in the revocation second"
 check "message" "$BODY" "token revoked"
 call imkit_auth '' '{"sub":"carol"}'
 expect unauthenticated "JWT without iat after a revocation"
-call imkit_auth '' "{\"sub\":\"carol\",\"iat\":$T0}"
-expect unauthenticated "JWT issued at the revocation second"
 call imkit_auth_check '' "{\"sub\":\"carol\",\"iat\":$T0}"
-expect unauthenticated "auth_check: JWT issued at the revocation second"
-call imkit_auth_check '' '{"tok":"h-carol-1"}'
-expect unauthenticated "auth_check: opaque token from before the revocation"
+expect unauthenticated "auth_check: token issued at the revocation second"
 call imkit_auth '' "{\"sub\":\"carol\",\"iat\":$((T0 + 1))}"
 expect ok "JWT issued after the revocation"
 
@@ -396,6 +388,25 @@ check "both are members" "$(rc HGET "${PFX}r:{d-ab}:m" alice | cut -d'|' -f1)|$(
 check "read marks start at 0" "$(rc HGET "${PFX}r:{d-ab}:read" alice)|$(rc HGET "${PFX}r:{d-ab}:read" bob)" "0|0"
 check "rooms index of bob" "$(rc ZSCORE "${PFX}u:{bob}:rooms" d-ab)" "$(rc HGET "${PFX}r:{d-ab}" created_at)"
 check "last_ts = created_at" "$(rc HGET "${PFX}r:{d-ab}" last_ts)" "$(rc HGET "${PFX}r:{d-ab}" created_at)"
+
+# On a cluster the peer's profile is read in the peer's slot: room_row names the peer in its
+# header and leaves it out of the summary, the gateway adds imkit_client_card's object, and
+# room.joined goes out from imkit_peer_joined.
+call imkit_room_row alice '{"room":"d-ab"}'
+check "room_row of a direct room: the peer in the header" "$(head -1 <<<"$BODY" | cut -d' ' -f4-)" "-1 0 bob"
+check "and no peer in the summary" "$(tail -n +2 <<<"$BODY" | py -c 'import json,sys; s=json.load(sys.stdin); print(s["id"], "peer" in s)')" "d-ab False"
+call imkit_room_row alice '{"room":"g-nosuch"}'
+expect not_found "room_row of no room"
+call imkit_client_card '' '{"id":"bob"}'
+check "client_card: the client object" "$BODY" '{"id":"bob","name":"Bob","avatar":null,"meta":null}'
+call imkit_client_card '' '{"id":"never-seen"}'
+check "client_card of a client without profile: named by its id" "$BODY" '{"id":"never-seen","name":"never-seen","avatar":null,"meta":null}'
+call imkit_client_card '' '{}'
+expect bad_request "client_card without id"
+call imkit_peer_joined '' '{"to":"alice","peer":"bob","summary":"{\"id\":\"d-ab\",\"unread\":0}"}'
+expect ok "peer_joined"
+check "it sends room.joined to the client, with the peer's profile last" "$NEV|${EVCH[0]:-}|${EVFR[0]:-}" \
+  "1|${PFX}ch:u:{alice}|{\"ev\":\"room.joined\",\"data\":{\"id\":\"d-ab\",\"unread\":0,\"peer\":{\"id\":\"bob\",\"name\":\"Bob\",\"avatar\":null,\"meta\":null}}}"
 
 call imkit_room_create bob '{"type":"direct","members":["alice"],"new_id":"d-other"}'
 expect ok "bob opens the same pair"
@@ -707,7 +718,7 @@ call imkit_room_row lena '{"room":"L2"}'
 expect ok "room_row"
 check "room_row: ts, unread, the summary's length, no messages; then the summary" \
   "$(head -1 <<<"$BODY")|$(tail -n +2 <<<"$BODY" | py -c 'import json,sys; print(json.load(sys.stdin)["id"])')" \
-  "3000 0 $(($(tail -n +2 <<<"$BODY" | wc -c) - 1)) -1 0|L2"
+  "3000 0 $(($(tail -n +2 <<<"$BODY" | wc -c) - 1)) -1 0 |L2"
 call imkit_room_row lena '{"room":"nosuch"}'
 check "room_row of a dangling entry" "$ST" not_found
 
@@ -1259,8 +1270,8 @@ call imkit_msg_send cd '{"room":"cg1","cid":"c1","type":"text","text":"mine"}'
 rc ZADD "${PFX}u:{cd}:rooms" XX 1 cg1 2 cg2 3 dcp >/dev/null # a known leaving order
 TB=$(($(now_ms) / 1000 - 5))
 call imkit_token_create '' "{\"id\":\"cd\",\"hash\":\"h-cd\",\"ttl\":600,\"iat\":$TB}"
-call imkit_auth '' '{"tok":"h-cd"}'
-check "the token works before" "$ST" ok
+call imkit_auth '' "{\"sub\":\"cd\",\"iat\":$TB}"
+check "the token (its client and iat) works before" "$ST" ok
 
 DB0=$(rc DBSIZE)
 call imkit_client_delete cd '{"id":"cd"}'
@@ -1290,7 +1301,8 @@ check "cp's direct summary: no peer" "$(j rooms.0.id)|$(j rooms.0.peer)|$(j room
 call imkit_room_get cm2 '{"room":"cg1"}'
 check "cg1 without cd, cm1 owner" "$(ids members)|$(j owner)" "cm1 cm2|cm1"
 
-call imkit_auth '' '{"tok":"h-cd"}'
+check "the token's key stays (it expires)" "$(rc GET "${PFX}tok:h-cd")" "cd $TB"
+call imkit_auth '' "{\"sub\":\"cd\",\"iat\":$TB}"
 check "the old opaque token is refused" "$ST|$BODY" "unauthenticated|token revoked"
 call imkit_auth '' "{\"sub\":\"cd\",\"iat\":$CDM}"
 expect unauthenticated "a JWT of the deletion second"

@@ -54,7 +54,8 @@ Other slots
   them back again. One of them may answer the job instead of the call: its pair's channel
   is '=' (a direct room's creation runs in the pair's slot, and the room is read or made
   in its own by imkit_direct_open, whose reply is the answer). On a cluster a call reads
-  nothing outside its slot: a direct room's peer is named by its id in room.joined.
+  nothing outside its slot either: a direct room's room.joined goes out from the peer's
+  slot (imkit_peer_joined), with the peer's profile.
 
 Outbox
   When a job's events argument is "1", the call appends the events for the website's
@@ -661,17 +662,50 @@ local function stored_message(text)
 end
 
 -- summary: room + "last_message" + "unread" + "peer" (direct rooms), as seen by client id.
+-- On a cluster the peer's profile is in the peer's slot: the summary leaves "peer" out
+-- and returns the peer's id beside it, for the caller to have it read there and added
+-- with with_peer.
 local function room_summary(rid, h, id, mark)
   local s = room_obj(rid, h)
   put(s, 'last_message', stored_message(h.last_msg))
   put(s, 'unread', unread_of(h, mark or read_mark(rid, id)))
   if h.type == 'direct' then
     local peer = direct_peer(rid, id)
-    -- on a cluster the peer's profile is in another slot: it is named by its id
-    local prof = peer and not CLUSTER and load_profile(peer) or nil
-    put(s, 'peer', peer and client_obj(peer, prof) or NULL)
+    if peer and CLUSTER then return s, peer end
+    put(s, 'peer', peer and client_obj(peer, load_profile(peer)) or NULL)
   end
   return s
+end
+
+-- A summary's JSON text without "peer", with the peer's client object added last.
+local function with_peer(summary, peer)
+  return summary:sub(1, -2) .. ',"peer":' .. json(peer) .. '}'
+end
+
+-- imkit_peer_joined (FOLLOW_UP, in the peer's slot, on a cluster): args to, peer, summary
+-- (the JSON of a direct room's summary for client `to`, without "peer")  ->  {}; emits
+-- room.joined to `to` with the peer's profile.
+local function fn_peer_joined(args)
+  local peer = arg_str(args, 'peer', true)
+  local summary = with_peer(arg_str(args, 'summary', true), client_obj(peer, load_profile(peer)))
+  emit(CH.user(arg_str(args, 'to', true)), 'room.joined', raw(summary))
+  return obj()
+end
+
+-- room.joined to client id, with the room's summary; on a cluster a direct room's goes
+-- through its peer's slot (imkit_peer_joined), where the peer's profile is.
+local function emit_joined(rid, h, id, mark)
+  local s, peer = room_summary(rid, h, id, mark)
+  if not peer then return emit(CH.user(id), 'room.joined', s) end
+  call_elsewhere(peer, 'imkit_peer_joined', fn_peer_joined, { to = id, peer = peer,
+    summary = json(s) })
+end
+
+-- imkit_client_card: args id  ->  the client object a summary names a peer with (a
+-- missing profile reads as a fresh one): the gateway's read for room rows on a cluster.
+local function fn_client_card(args)
+  local id = arg_str(args, 'id', true)
+  return client_obj(id, load_profile(id))
 end
 
 -- Adds one member: role, read mark (everything before joining counts as read), and the
@@ -894,23 +928,13 @@ local function update_profile(id, prof, fields)
   if #set > 0 then redis.call('HSET', K.user(id), unpack(set)) end
 end
 
--- Who a token names, refused when unknown, expired or revoked: the common part of
--- imkit_auth and imkit_auth_check. Returns the id, the token's name and avatar, and the
+-- Who a token names (the gateway verified a JWT or found an opaque token's client and
+-- issue time), refused when revoked: the common part of imkit_auth and imkit_auth_check. Returns the id, the token's name and avatar, and the
 -- raw profile hash (nil when none).
 local function auth_identity(args)
-  local id, iat
-  local tok = arg_str(args, 'tok')
-  if tok then
-    local v = redis.call('GET', K.token(tok))
-    if not v then fail('unauthenticated', 'unknown or expired token') end
-    local tid, tiat = v:match('^(%S+) (%d+)$')
-    if not tid then fail('unauthenticated', 'unknown or expired token') end
-    id, iat = tid, tonumber(tiat)
-  else
-    id = arg_str(args, 'sub')
-    if not id then fail('bad_request', 'sub: required (or tok)') end
-    iat = arg_int(args, 'iat')
-  end
+  local id = arg_str(args, 'sub')
+  if not id then fail('bad_request', 'sub: required') end
+  local iat = arg_int(args, 'iat')
   local name, avatar = arg_str(args, 'name'), arg_str(args, 'avatar')
 
   -- Revocation: tokens issued at or before the revocation second are refused; a token
@@ -925,7 +949,7 @@ local function auth_identity(args)
   return id, name, avatar, prof
 end
 
--- imkit_auth: args sub? | tok?, iat?, name?, avatar?  ->  client
+-- imkit_auth: args sub, iat?, name?, avatar?  ->  client
 local function fn_auth(args)
   local id, name, avatar = auth_identity(args)
   local prof = ensure_profile(id, name)
@@ -1167,7 +1191,7 @@ local function write_room(rid, fields, members, owner)
   end
   local h = load_room(rid)
   for _, id in ipairs(members) do
-    emit(CH.user(id), 'room.joined', room_summary(rid, h, id, 0))
+    emit_joined(rid, h, id, 0)
   end
   outbox('room.created', room_obj(rid, h)) -- after the client.created of new members
   return h
@@ -1326,7 +1350,7 @@ local function fn_members_add(args)
   h.members_count = fmt_int(count)
   redis.call('HSET', K.room(rid), 'members_count', h.members_count)
   for _, id in ipairs(new) do
-    emit(CH.user(id), 'room.joined', room_summary(rid, h, id, last_seq))
+    emit_joined(rid, h, id, last_seq)
   end
   local joined = obj('room', rid, 'members', arr(new))
   emit_skip(CH.room(rid), new, 'member.joined', joined)
@@ -1702,9 +1726,11 @@ local function fn_room_index(args)
 end
 
 -- imkit_room_row: args room, held? (the seq the client holds, for sync); from = the client
---   ->  "<ts> <unread> <summary bytes> <messages bytes or -1> <has_more 0|1>\n" then the
---       summary's JSON, then the JSON array of the messages after held (sync, when the
---       room has newer ones). Not JSON: the gateway embeds both texts as they are.
+--   ->  "<ts> <unread> <summary bytes> <messages bytes or -1> <has_more 0|1> <peer>\n" then
+--       the summary's JSON, then the JSON array of the messages after held (sync, when the
+--       room has newer ones). Not JSON: the gateway embeds both texts as they are. peer is
+--       a direct room's other member, whose profile the gateway reads (imkit_client_card)
+--       and adds to the summary, which leaves "peer" out; empty for other rooms.
 local function fn_room_row(args)
   CLUSTER = true -- called on a cluster only: a direct room's peer is another slot
   local rid = arg_str(args, 'room', true)
@@ -1712,12 +1738,13 @@ local function fn_room_row(args)
   local h = load_room(rid)
   if not h then fail('not_found', 'room ' .. rid .. ' not found') end -- a dangling entry
   local mark = read_mark(rid, FROM)
-  local summary = json(room_summary(rid, h, FROM, mark))
+  local s, peer = room_summary(rid, h, FROM, mark)
+  local summary = json(s)
   local page, more = sync_page(rid, h, held)
   local messages = page and json(page) or ''
-  return raw(string.format('%s %s %d %d %d\n', fmt_int(num(h.last_ts)),
-    fmt_int(unread_of(h, mark)), #summary, messages == '' and -1 or #messages, more and 1 or 0)
-    .. summary .. messages)
+  return raw(string.format('%s %s %d %d %d %s\n', fmt_int(num(h.last_ts)),
+    fmt_int(unread_of(h, mark)), #summary, messages == '' and -1 or #messages, more and 1 or 0,
+    peer or '') .. summary .. messages)
 end
 
 ---------------------------------------------------------------------------------------
@@ -1849,6 +1876,7 @@ local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list 
   { 'imkit_room_list', fn_room_list, QUERY },
   { 'imkit_room_index', fn_room_index, QUERY },
   { 'imkit_room_row', fn_room_row, QUERY },
+  { 'imkit_client_card', fn_client_card, QUERY },
   { 'imkit_room_read', fn_room_read, WRITE, JOB },
   { 'imkit_msg_send', fn_msg_send, WRITE, JOB, replay_msg_send },
   { 'imkit_msg_history', fn_msg_history, QUERY },
@@ -1873,6 +1901,7 @@ local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list 
   { 'imkit_member_gone', fn_member_gone, WRITE, FOLLOW_UP },
   { 'imkit_direct_open', fn_direct_open, WRITE, FOLLOW_UP },
   { 'imkit_direct_forget', fn_direct_forget, WRITE, FOLLOW_UP },
+  { 'imkit_peer_joined', fn_peer_joined, WRITE, FOLLOW_UP },
 }
 
 for i = 1, #FUNCTIONS do -- a plain loop: ipairs is not reachable at load time

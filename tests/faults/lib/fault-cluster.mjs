@@ -378,13 +378,13 @@ export class FaultCluster extends Cluster {
     }
 
     pauseRedis() {
-        this.redisProc.child.kill('SIGSTOP');
+        super.pauseRedis();
         this.redisPaused = true;
         this.note('kill -STOP redis');
     }
 
     resumeRedis() {
-        this.redisProc.child.kill('SIGCONT');
+        super.resumeRedis();
         this.redisPaused = false;
         this.note('kill -CONT redis');
     }

@@ -1,6 +1,8 @@
 // Integration harness: starts a real redis-server, N imkit-worker and M imkit-gateway
 // processes on free loopback ports, and gives tests a WebSocket client, an admin API
 // client, a JWT minter and redis-cli for inspection. Used by every tests/integration/*.test.mjs.
+// With IMKIT_TEST_REDIS=cluster the Redis is a real Redis Cluster of 3 masters instead
+// (redis.cluster in every process; redis-cli follows MOVED with -c).
 //
 // Every wait here is bounded: a broken server fails a test, it never hangs the suite.
 
@@ -25,6 +27,9 @@ export const DEFAULT_EVENT_TIMEOUT_MS = 5000;
 const START_TIMEOUT_MS = 15000;
 const STOP_GRACE_MS = 3000;
 const LOG_TAIL_LINES = Number(process.env.IMKIT_TEST_LOG_TAIL || 60);
+
+/** True when the tests run against a Redis Cluster (IMKIT_TEST_REDIS=cluster). */
+export const ON_REDIS_CLUSTER = process.env.IMKIT_TEST_REDIS === 'cluster';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -265,6 +270,7 @@ export class Cluster {
         this.gateways = [];
         this.workers = [];
         this.redisProc = null;
+        this.redisCluster = null; // a RedisCluster (tests/cluster/lib) when ON_REDIS_CLUSTER
         this.clients = new Set();
         this.failed = false;
         this.setupFns = [];
@@ -290,7 +296,7 @@ export class Cluster {
 
     commonSet() {
         const s = {
-            'redis.url': this.redisUrl,
+            ...(this.redisCluster ? { 'redis.cluster': this.redisCluster.seeds } : { 'redis.url': this.redisUrl }),
             'log.level': this.logLevel,
             // One process per gateway, so that a test's signals reach the gateway itself.
             'gateway.processes': 1,
@@ -322,15 +328,7 @@ export class Cluster {
 
         const ports = await freePorts(1 + 2 * this.nGateways);
         this.redisPort = ports[0];
-
-        // Redis
-        const redisDir = path.join(this.dir, 'redis');
-        fs.mkdirSync(redisDir);
-        this.redisProc = this.track(new Proc('redis', 'redis-server', [
-            '--port', String(this.redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-            '--dir', redisDir, '--protected-mode', 'no',
-        ], path.join(this.dir, 'redis.log')));
-        await this.waitReady(this.redisProc, () => tcpPing(this.redisPort), 'redis PING');
+        await (ON_REDIS_CLUSTER ? this.startRedisCluster() : this.startRedis());
 
         // Workers
         for (let i = 0; i < this.nWorkers; i++) {
@@ -364,6 +362,50 @@ export class Cluster {
         }
         await this.waitWorkersReady();
         return this;
+    }
+
+    async startRedis() {
+        const redisDir = path.join(this.dir, 'redis');
+        fs.mkdirSync(redisDir);
+        this.redisProc = this.track(new Proc('redis', 'redis-server', [
+            '--port', String(this.redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+            '--dir', redisDir, '--protected-mode', 'no',
+        ], path.join(this.dir, 'redis.log')));
+        await this.waitReady(this.redisProc, () => tcpPing(this.redisPort), 'redis PING');
+    }
+
+    /**
+     * 3 masters, no replicas (failovers have their own tests in tests/cluster/); redis-cli
+     * inspection goes through the first master, with -c.
+     */
+    async startRedisCluster() {
+        const { RedisCluster } = await import('../../cluster/lib/redis-cluster.mjs');
+        this.redisCluster = await new RedisCluster({ masters: 3, replicasPerMaster: 0, appendonly: false }).start();
+        this.redisPort = (await this.redisCluster.masters())[0].port;
+    }
+
+    /** redis-cli's connection options: the single Redis, or the cluster with redirects followed. */
+    redisCliArgs() {
+        return this.redisCluster ? ['-c', '-p', String(this.redisPort)] : ['-p', String(this.redisPort)];
+    }
+
+    /** The Redis processes: the one redis-server, or every node of the cluster. */
+    redisChildren() {
+        return this.redisCluster ? this.redisCluster.liveNodes().map((n) => n.proc.child) : [this.redisProc.child];
+    }
+
+    /** SIGSTOP to every Redis process: Redis stops answering, connections stay open. */
+    pauseRedis() {
+        for (const c of this.redisChildren()) {
+            c.kill('SIGSTOP');
+        }
+    }
+
+    /** SIGCONT to every Redis process, after pauseRedis(). */
+    resumeRedis() {
+        for (const c of this.redisChildren()) {
+            c.kill('SIGCONT');
+        }
     }
 
     startWorker(i, run = 1) {
@@ -487,6 +529,10 @@ export class Cluster {
         await Promise.all(procs.map((p) => p.stop().catch(() => {})));
         if (this.redisProc) {
             await this.redisProc.stop().catch(() => {});
+        }
+        if (this.redisCluster) {
+            this.redisCluster.failed = this.failed;
+            await this.redisCluster.stop().catch(() => {});
         }
         for (const p of [...procs, this.redisProc]) {
             if (p) {
@@ -644,7 +690,7 @@ export class Cluster {
     /** Raw `redis-cli -p P args…` output (trimmed). */
     redisRaw(args, timeoutMs = 5000) {
         return new Promise((resolve, reject) => {
-            execFile('redis-cli', ['-p', String(this.redisPort), ...args.map(String)], { timeout: timeoutMs }, (err, stdout, stderr) => {
+            execFile('redis-cli', [...this.redisCliArgs(), ...args.map(String)], { timeout: timeoutMs }, (err, stdout, stderr) => {
                 if (err) {
                     reject(new Error(`redis-cli ${args.join(' ')}: ${err.message} ${stderr}`));
                 } else {
@@ -660,7 +706,7 @@ export class Cluster {
      */
     async redis(...args) {
         const out = await new Promise((resolve, reject) => {
-            execFile('redis-cli', ['-p', String(this.redisPort), '--json', ...args.map(String)], { timeout: 5000 }, (err, stdout, stderr) => {
+            execFile('redis-cli', [...this.redisCliArgs(), '--json', ...args.map(String)], { timeout: 5000 }, (err, stdout, stderr) => {
                 if (err) {
                     reject(new Error(`redis-cli ${args.join(' ')}: ${err.message} ${stderr}`));
                 } else {

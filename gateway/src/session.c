@@ -593,7 +593,8 @@ static void do_typing(imk_session_t *s, int64_t id, json_t *data)
         imk_op_route_t route = {0};
         const imk_op_t *get = imk_op_find("room.get");
         if (id != 0 && build_op(s, id, get, data, &args, &route) == 0) {
-            imk_call_t call = {get->function, true, s->client, NULL, s->id, &args, &s->req};
+            imk_call_t call = {get->function, true,  s->client, route.partition,
+                               s->id,         &args, &s->req};
             int rc = imk_dispatch(s->gw, &call, on_typing_checked, s, (uint64_t)id);
             if (rc == 0) {
                 s->waiting++;

@@ -419,10 +419,7 @@ test('DELETE /v1/rooms/{rid}: 204; room.left to every tab of every member, no me
     await expectError(m, 'msg.send', { room: r.id, cid: uid('c'), type: 'text', text: 'x' }, 'not_found');
     assert.ok(!(await o.call('room.list', {})).rooms.some((e) => e.id === r.id));
     const channel = `${cluster.prefix}ch:r:{${r.id}}`;
-    await waitFor(async () => {
-        const v = await cluster.redis('PUBSUB', 'NUMSUB', channel);
-        return Number(Array.isArray(v) ? v[1] : Object.values(v)[0]) === 0;
-    }, 3000, 'both gateways unsubscribed the deleted room');
+    await waitFor(async () => (await cluster.subscribers(channel)) === 0, 3000, 'both gateways unsubscribed the deleted room');
 });
 
 test('POST /v1/rooms/{rid}/members: 200 room; events as for a client\'s room.members.add (room.joined to the added, member.joined to the others, live messages at once)', async () => {

@@ -389,10 +389,7 @@ test('a gateway subscribes a room\'s channel when one of its clients joins, and 
     const x = await user(cluster, [1], { prefix: 'x' });
     const r = await group(o, []);
     const channel = `${cluster.prefix}ch:r:{${r.id}}`;
-    const numsub = async () => {
-        const v = await cluster.redis('PUBSUB', 'NUMSUB', channel);
-        return Number(Array.isArray(v) ? v[1] : Object.values(v)[0]);
-    };
+    const numsub = () => cluster.subscribers(channel);
     await waitFor(async () => (await numsub()) === 1, 3000, 'only gateway 1 subscribed');
 
     await o.call('room.members.add', { room: r.id, members: [n.id] });

@@ -68,7 +68,7 @@ cluster.setup(async () => {
     [gw.publicPort, gw.adminPort] = await freePorts(2);
     gw.log = path.join(cluster.dir, 'gwtls.log');
     const set = {
-        'redis.url': cluster.redisUrl,
+        ...cluster.redisSet(),
         'log.level': 'debug',
         'gateway.id': 'gwtls',
         'gateway.processes': 1,

@@ -242,13 +242,13 @@ test('an opaque token is stored only as its SHA-256: redis holds the hash, never
     assert.ok(token.length >= 40, `token ${token}`);
     await expectAccepted(token, id);
     const hash = createHash('sha256').update(token).digest('hex');
-    const keys = (await cluster.redisRaw(['KEYS', `${cluster.prefix}tok:*`])).split('\n').filter(Boolean);
+    const keys = await cluster.keys(`${cluster.prefix}tok:*`);
     assert.ok(keys.includes(`${cluster.prefix}tok:${hash}`), `no key ${cluster.prefix}tok:<sha256> among ${keys.join(', ')}`);
     assert.ok(!keys.some((k) => k.includes(token)), 'a key holds the token itself');
     const ttl = Number(await cluster.redisRaw(['TTL', `${cluster.prefix}tok:${hash}`]));
     assert.ok(ttl > 0 && ttl <= 600, `the hash expires with the token: TTL ${ttl}`);
     // Nowhere in Redis: every key, whatever its type (streams of jobs included).
-    const all = (await cluster.redisRaw(['KEYS', '*'])).split('\n').filter(Boolean);
+    const all = await cluster.keys('*');
     const found = [];
     for (const key of all) {
         const type = await cluster.redisRaw(['TYPE', key]);

@@ -94,9 +94,12 @@ JSON
 
 Events
   emit(channel, ev, data) queues one. An event on a room channel that some members'
-  sessions must not get (member.joined: the new members get room.joined instead) is
-  queued with emit_skip: the frame is preceded by "!skip <id>,<id>\n"; the gateway drops
-  those clients' sessions and strips the prefix before writing.
+  sessions must not get (member.joined: the new members get room.joined instead;
+  member.left and room.updated after a leave: the leaver gets room.left) is queued with
+  emit_skip: the frame is preceded by "!skip <id>,<id>\n"; the gateway drops those
+  clients' sessions and strips the prefix before writing. On a cluster a client's channel
+  and a room's are on different masters, so their events may reach a gateway in either
+  order: the skip, not the order, keeps them from the wrong sessions.
 
 Message versions
   The stream log r:{rid}:log is immutable (the message as sent). An edited, recalled or
@@ -759,9 +762,11 @@ end
 -- Takes client id out of room rid (h: the loaded room hash, kept up to date). Events, in
 -- order: room.left to the client; member.left to the room; when the owner left, the
 -- longest-standing member (smallest joined_at, ties by id bytes) becomes owner and
--- room.updated goes to the room. A room nobody is left in is deleted (no member.left:
--- nobody would get it). Returns true when the room was deleted. Outbox: member.left
--- (also for the last member), then room.updated or room.deleted.
+-- room.updated goes to the room. The room's events skip the client: on a cluster they
+-- travel apart from its room.left and may reach a gateway first. A room nobody is left in
+-- is deleted (no member.left: nobody would get it). Returns true when the room was
+-- deleted. Outbox: member.left (also for the last member), then room.updated or
+-- room.deleted.
 local function leave_room(rid, h, id)
   outbox_left(rid, id)
   redis.call('HDEL', K.members(rid), id)
@@ -776,14 +781,14 @@ local function leave_room(rid, h, id)
   end
   redis.call('HSET', K.room(rid), 'members_count', h.members_count)
   if h.type == 'direct' then forget_direct(rid, id, rest[1].id) end
-  emit(CH.room(rid), 'member.left', obj('room', rid, 'member', id))
+  emit_skip(CH.room(rid), { id }, 'member.left', obj('room', rid, 'member', id))
   if h.owner == id then
     local heir = rest[1]
     h.owner, h.updated_at = heir.id, fmt_int(math.max(now_ms(), num(h.updated_at)))
     redis.call('HSET', K.members(rid), heir.id, 'owner|' .. fmt_int(heir.joined_at))
     redis.call('HSET', K.room(rid), 'owner', h.owner, 'updated_at', h.updated_at)
     local room = room_obj(rid, h)
-    emit(CH.room(rid), 'room.updated', room)
+    emit_skip(CH.room(rid), { id }, 'room.updated', room)
     outbox('room.updated', room)
   end
   return false

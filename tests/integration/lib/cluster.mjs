@@ -294,9 +294,14 @@ export class Cluster {
         return `redis://127.0.0.1:${this.redisPort}/0`;
     }
 
+    /** The servers' setting that names the Redis: redis.url, or redis.cluster's seeds. */
+    redisSet() {
+        return this.redisCluster ? { 'redis.cluster': this.redisCluster.seeds } : { 'redis.url': this.redisUrl };
+    }
+
     commonSet() {
         const s = {
-            ...(this.redisCluster ? { 'redis.cluster': this.redisCluster.seeds } : { 'redis.url': this.redisUrl }),
+            ...this.redisSet(),
             'log.level': this.logLevel,
             // One process per gateway, so that a test's signals reach the gateway itself.
             'gateway.processes': 1,
@@ -698,6 +703,36 @@ export class Cluster {
                 }
             });
         });
+    }
+
+    /** The keys matching pattern: KEYS, on every master of a cluster. */
+    async keys(pattern) {
+        const ports = this.redisCluster ? (await this.redisCluster.masters()).map((m) => m.port) : [this.redisPort];
+        const lists = await Promise.all(ports.map((port) => new Promise((resolve, reject) => {
+            execFile('redis-cli', ['-p', String(port), 'KEYS', pattern], { timeout: 5000 }, (err, stdout, stderr) => {
+                if (err) {
+                    reject(new Error(`redis-cli KEYS ${pattern}: ${err.message} ${stderr}`));
+                } else {
+                    resolve(stdout.split('\n').filter(Boolean));
+                }
+            });
+        })));
+        return lists.flat();
+    }
+
+    /**
+     * How many gateways subscribe channel: PUBSUB NUMSUB, or on a cluster (sharded
+     * channels) PUBSUB SHARDNUMSUB on the master of the channel's slot (the command names
+     * no key, so nothing redirects it there).
+     */
+    async subscribers(channel) {
+        if (!this.redisCluster) {
+            const v = await this.redis('PUBSUB', 'NUMSUB', channel);
+            return Number(Array.isArray(v) ? v[1] : Object.values(v)[0]);
+        }
+        const port = await this.redisCluster.masterOfKey(channel);
+        const out = await this.redisCluster.redis(port, 'PUBSUB', 'SHARDNUMSUB', channel);
+        return Number(out.split('\n')[1]);
     }
 
     /**

@@ -90,19 +90,9 @@ static const char *call_home(const imk_call_t *call)
  * answers MOVED, which the link follows. */
 static int send_query(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)
 {
-    const char *home = call_home(call);
-    char route[IMK_LINK_ROUTE_MAX];
-    imk_key_tag(route, sizeof(route), home, strlen(home));
-    const char *argv[] = {"FCALL_RO", call->function,  "1", route, gw->cfg->redis_prefix,
-                          call->from, call->args->data};
-    size_t lens[] = {8,
-                     strlen(call->function),
-                     1,
-                     strlen(route),
-                     strlen(gw->cfg->redis_prefix),
-                     strlen(call->from),
-                     call->args->len};
-    return imk_link_command(gw->link, route, on_query_reply, q, 7, argv, lens);
+    imk_link_fcall_t fcall = {call->function,  true, call_home(call), call->from, call->args->data,
+                              call->args->len, NULL};
+    return imk_link_fcall(gw->link, &fcall, on_query_reply, q);
 }
 
 static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref *q)

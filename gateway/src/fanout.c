@@ -501,13 +501,9 @@ void imk_fanout_on_subscribed(imk_fanout_t *f, const char *channel, size_t chann
     imk_mp_cstr(&mp, "limit");
     imk_mp_int(&mp, 100);
     /* As the system (from ""): the joined client's membership is a fact already. */
-    char route[IMK_LINK_ROUTE_MAX];
-    imk_key_tag(route, sizeof(route), cu->room, strlen(cu->room));
-    const char *argv[] = {"FCALL_RO", "imkit_msg_history", "1", route, f->gw->cfg->redis_prefix, "",
-                          args.data};
-    size_t lens[] = {8, 17, 1, strlen(route), plen, 0, args.len};
+    imk_link_fcall_t call = {"imkit_msg_history", true, cu->room, "", args.data, args.len, NULL};
     g->fetching = true;
-    if (mp.err != 0 || imk_link_command(f->gw->link, route, on_history, cu, 7, argv, lens) != 0) {
+    if (mp.err != 0 || imk_link_fcall(f->gw->link, &call, on_history, cu) != 0) {
         free(cu);
         finish_catch_up(g, NULL);
     }

@@ -498,15 +498,8 @@ static void on_row(redisReply *reply, void *arg)
 static int send_read(struct gather *g, const char *function, const char *id, const char *args,
                      size_t args_len, imk_link_reply_fn *fn, void *arg)
 {
-    char route[IMK_ID_MAX + 3];
-    if (imk_key_tag(route, sizeof(route), id, strlen(id)) <= 0) {
-        return IMK_EINVAL;
-    }
-    const char *prefix = g->gw->cfg->redis_prefix;
-    const char *argv[] = {"FCALL_RO", function, "1", route, prefix, g->from, args};
-    size_t lens[] = {8,       strlen(function), 1, strlen(route), strlen(prefix), strlen(g->from),
-                     args_len};
-    return imk_link_command(g->gw->link, route, fn, arg, 7, argv, lens);
+    imk_link_fcall_t call = {function, true, id, g->from, args, args_len, NULL};
+    return imk_link_fcall(g->gw->link, &call, fn, arg);
 }
 
 /* A peer's client object is in: kept for its row's summary. */

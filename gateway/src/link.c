@@ -7,6 +7,7 @@
 #include "link.h"
 #include "imkit/cluster.h"
 #include "imkit/err.h"
+#include "imkit/keys.h"
 #include "imkit/log.h"
 #include "imkit/map.h"
 #include "imkit/redis_url.h"
@@ -784,6 +785,39 @@ int imk_link_command(imk_link_t *link, const char *route, imk_link_reply_fn *fn,
         return IMK_EREDIS;
     }
     return 0;
+}
+
+static void push_arg(const char **argv, size_t *lens, int *argc, const char *arg, size_t len)
+{
+    argv[*argc] = arg;
+    lens[(*argc)++] = len;
+}
+
+int imk_link_fcall(imk_link_t *link, const imk_link_fcall_t *call, imk_link_reply_fn *fn, void *arg)
+{
+    char route[IMK_LINK_ROUTE_MAX];
+    int route_len = 0;
+    if (call->home != NULL &&
+        (route_len = imk_key_tag(route, sizeof(route), call->home, strlen(call->home))) <= 0) {
+        return IMK_EINVAL;
+    }
+    const char *prefix = link->cfg->redis_prefix;
+    const char *argv[8];
+    size_t lens[8];
+    int argc = 0;
+    push_arg(argv, lens, &argc, call->query ? "FCALL_RO" : "FCALL", call->query ? 8 : 5);
+    push_arg(argv, lens, &argc, call->function, strlen(call->function));
+    push_arg(argv, lens, &argc, call->home != NULL ? "1" : "0", 1);
+    if (call->home != NULL) {
+        push_arg(argv, lens, &argc, route, (size_t)route_len);
+    }
+    push_arg(argv, lens, &argc, prefix, strlen(prefix));
+    push_arg(argv, lens, &argc, call->from, strlen(call->from));
+    push_arg(argv, lens, &argc, call->args, call->args_len);
+    if (call->extra != NULL) {
+        push_arg(argv, lens, &argc, call->extra, strlen(call->extra));
+    }
+    return imk_link_command(link, call->home != NULL ? route : NULL, fn, arg, argc, argv, lens);
 }
 
 int imk_link_publish(imk_link_t *link, const char *channel, size_t channel_len, const char *payload,

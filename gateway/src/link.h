@@ -71,6 +71,24 @@ const imk_link_stats_t *imk_link_stats(const imk_link_t *link);
 int imk_link_command(imk_link_t *link, const char *route, imk_link_reply_fn *fn, void *arg,
                      int argc, const char **argv, const size_t *lens);
 
+/* A call of one of the Functions (docs/FUNCTIONS.md): FCALL[_RO] <function> 1 {<home>}
+ * <prefix> <from> <args> [<extra>], on the master of home's slot; with home NULL it declares
+ * no key (0) and goes to any master. */
+typedef struct imk_link_fcall {
+    const char *function;
+    bool query;       /* FCALL_RO: a no-writes Function */
+    const char *home; /* the room or client whose keys it works on, or NULL */
+    const char *from; /* the acting client, "" for the system */
+    const char *args; /* msgpack */
+    size_t args_len;
+    const char *extra; /* one more argument (the cluster flag), or NULL */
+} imk_link_fcall_t;
+
+/* Sends call with the configured key prefix. Returns as imk_link_command, and IMK_EINVAL
+ * for a home that makes no route. */
+int imk_link_fcall(imk_link_t *link, const imk_link_fcall_t *call, imk_link_reply_fn *fn,
+                   void *arg);
+
 /* PUBLISH, or SPUBLISH in cluster mode (to the master of the channel's slot); the reply
  * does not matter. Returns as imk_link_command. */
 int imk_link_publish(imk_link_t *link, const char *channel, size_t channel_len, const char *payload,

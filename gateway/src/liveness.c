@@ -49,20 +49,14 @@ static int drop_counts(imk_gateway_t *gw, const char *id, const char *client, im
         imk_mp_cstr(&mp, "client");
         imk_mp_cstr(&mp, client);
     }
-    char route[IMK_LINK_ROUTE_MAX] = "";
-    const char *prefix = gw->cfg->redis_prefix;
-    const char *gone[] = {"FCALL", "imkit_gateway_gone", "0", prefix, "", args.data};
-    size_t gone_lens[] = {5, 18, 1, strlen(prefix), 0, args.len};
-    const char *drop[] = {"FCALL", "imkit_presence_drop", "1", route, prefix, "", args.data, "1"};
-    size_t drop_lens[] = {5, 19, 1, 0, strlen(prefix), 0, args.len, 1};
-    int route_len = client != NULL ? imk_key_tag(route, sizeof(route), client, strlen(client)) : 0;
-    drop_lens[3] = route_len > 0 ? (size_t)route_len : 0;
-    int rc = IMK_EINVAL;
-    if (mp.err == 0 && client == NULL) {
-        rc = imk_link_command(gw->link, NULL, fn, arg, 6, gone, gone_lens);
-    } else if (mp.err == 0 && route_len > 0) {
-        rc = imk_link_command(gw->link, route, fn, arg, 8, drop, drop_lens);
-    }
+    imk_link_fcall_t call = {client != NULL ? "imkit_presence_drop" : "imkit_gateway_gone",
+                             false,
+                             client,
+                             "",
+                             args.data,
+                             args.len,
+                             client != NULL ? "1" : NULL};
+    int rc = mp.err == 0 ? imk_link_fcall(gw->link, &call, fn, arg) : IMK_EINVAL;
     imk_buf_deinit(&args);
     return rc;
 }

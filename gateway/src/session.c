@@ -153,13 +153,10 @@ static void presence_change(imk_session_t *s, int delta)
     imk_mp_cstr(&mp, s->gw->id);
     imk_mp_cstr(&mp, "delta");
     imk_mp_int(&mp, delta);
-    char route[IMK_LINK_ROUTE_MAX];
-    imk_key_tag(route, sizeof(route), s->client, strlen(s->client));
-    const char *argv[] = {"FCALL",   "imkit_presence_set", "1", route, s->gw->cfg->redis_prefix, "",
-                          args.data, cluster ? "1" : "0"};
-    size_t lens[] = {5, 18, 1, strlen(route), strlen(s->gw->cfg->redis_prefix), 0, args.len, 1};
+    imk_link_fcall_t call = {"imkit_presence_set", false, s->client, "", args.data, args.len,
+                             cluster ? "1" : "0"};
     if (mp.err == 0) {
-        imk_link_command(s->gw->link, route, NULL, NULL, 8, argv, lens);
+        imk_link_fcall(s->gw->link, &call, NULL, NULL);
     }
     imk_buf_deinit(&args);
     if (delta < 0) {

@@ -122,15 +122,24 @@ int imk_cluster_parse_seeds(const char *text, imk_cluster_addr_t *out, int max)
     }
 }
 
-int imk_cluster_check_seeds(const char *text, char *err, size_t errlen)
+int imk_cluster_check_config(const char *seeds, const char *prefix, char *err, size_t errlen)
 {
-    imk_cluster_addr_t seeds[IMK_CLUSTER_SEEDS_MAX];
-    if (text[0] == '\0' || imk_cluster_parse_seeds(text, seeds, IMK_CLUSTER_SEEDS_MAX) > 0) {
+    imk_cluster_addr_t addrs[IMK_CLUSTER_SEEDS_MAX];
+    if (seeds[0] == '\0') {
         return 0;
     }
-    snprintf(err, errlen, "redis.cluster: expected host:port,host:port,... (at most %d)",
-             IMK_CLUSTER_SEEDS_MAX);
-    return IMK_EINVAL;
+    if (imk_cluster_parse_seeds(seeds, addrs, IMK_CLUSTER_SEEDS_MAX) <= 0) {
+        snprintf(err, errlen, "redis.cluster: expected host:port,host:port,... (at most %d)",
+                 IMK_CLUSTER_SEEDS_MAX);
+        return IMK_EINVAL;
+    }
+    if (strchr(prefix, '{') != NULL) {
+        snprintf(err, errlen,
+                 "redis.prefix: no '{' on a Redis Cluster (it would be every "
+                 "key's hash tag)");
+        return IMK_EINVAL;
+    }
+    return 0;
 }
 
 /* ---- redirects ------------------------------------------------------------------------- */
@@ -286,6 +295,46 @@ int imk_cluster_map_from_reply(imk_cluster_map_t *m, const struct redisReply *sl
     for (int s = 0; s < IMK_CLUSTER_SLOTS; s++) {
         if (m->owner[s] == IMK_CLUSTER_MAX_MASTERS) {
             m->owner[s] = -1;
+        }
+    }
+    return 0;
+}
+
+/* A tag j<k> whose slot lies in [lo, hi): the first k; -1 when none below a million. */
+static long first_tag_in(uint32_t lo, uint32_t hi)
+{
+    char tag[16];
+    for (long k = 0; k < 1000000; k++) {
+        int n = snprintf(tag, sizeof(tag), "j%ld", k);
+        uint16_t slot = imk_cluster_slot(tag, (size_t)n);
+        if (slot >= lo && slot < hi) {
+            return k;
+        }
+    }
+    return -1;
+}
+
+int imk_cluster_job_streams(char (*out)[IMK_KEY_MAX], int partitions, const char *prefix,
+                            bool cluster)
+{
+    if (partitions < 1 || partitions > 256 || (cluster && strchr(prefix, '{') != NULL)) {
+        return IMK_EINVAL; /* a '{' in the prefix would be every key's hash tag */
+    }
+    for (int p = 0; p < partitions; p++) {
+        if (!cluster) {
+            if (imk_key_jobs(out[p], IMK_KEY_MAX, prefix, p) <= 0) {
+                return IMK_EINVAL;
+            }
+            continue;
+        }
+        /* The middle half of the share: a master's range rounded by a slot, or moved by a
+         * few, still holds it. */
+        uint32_t lo = (uint32_t)p * IMK_CLUSTER_SLOTS / (uint32_t)partitions;
+        uint32_t hi = (uint32_t)(p + 1) * IMK_CLUSTER_SLOTS / (uint32_t)partitions;
+        long k = first_tag_in(lo + (hi - lo) / 4, hi - (hi - lo) / 4);
+        int n = snprintf(out[p], IMK_KEY_MAX, "%sjobs:%d:{j%ld}", prefix, p, k);
+        if (k < 0 || n < 0 || n >= IMK_KEY_MAX) {
+            return IMK_EINVAL;
         }
     }
     return 0;

@@ -118,9 +118,8 @@ static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref 
         imk_buf_deinit(&envelope);
         return IMK_ENOMEM;
     }
-    char stream[IMK_KEY_MAX];
-    imk_key_jobs(stream, sizeof(stream), gw->cfg->redis_prefix,
-                 imk_partition(home, strlen(home), gw->cfg->jobs_partitions));
+    const char *stream =
+        gw->job_streams[imk_partition(home, strlen(home), gw->cfg->jobs_partitions)];
     const char *argv[] = {"XADD", stream, "*", "j", envelope.data};
     size_t lens[] = {4, strlen(stream), 1, 1, envelope.len};
     int rc = imk_link_command(gw->link, stream, on_job_queued, q, 5, argv, lens);

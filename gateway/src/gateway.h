@@ -6,6 +6,7 @@
 
 #include "imkit/config.h"
 #include "imkit/jwt.h"
+#include "imkit/keys.h"
 #include "imkit/map.h"
 #include "stats.h"
 
@@ -30,6 +31,7 @@ typedef struct imk_gateway {
      * the same id listens on a new channel, so answers meant for its previous life (jobs
      * still queued when it died) reach nobody instead of the wrong request. */
     char answers[160];
+    char (*job_streams)[IMK_KEY_MAX]; /* jobs.partitions stream names (imk_cluster_job_streams) */
     imk_jwt_keys_t *jwt;
     struct imk_tls *tls; /* NULL: plain TCP */
     struct imk_link *link;

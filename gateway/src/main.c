@@ -109,6 +109,13 @@ static int start(imk_gateway_t *gw)
             return -1;
         }
     }
+    gw->job_streams = calloc((size_t)gw->cfg->jobs_partitions, sizeof(*gw->job_streams));
+    if (gw->job_streams == NULL ||
+        imk_cluster_job_streams(gw->job_streams, gw->cfg->jobs_partitions, gw->cfg->redis_prefix,
+                                gw->cfg->redis_cluster[0] != '\0') != 0) {
+        fprintf(stderr, "imkit-gateway: redis.prefix: too long for the job streams' names\n");
+        return -1;
+    }
     gw->admission =
         imk_admission_create(gw->cfg->limits_connections, gw->cfg->limits_connections_per_ip);
     gw->sessions = imk_map_create();
@@ -147,6 +154,7 @@ static void stop(imk_gateway_t *gw)
     imk_jwt_keys_destroy(gw->jwt);
     imk_tls_destroy(gw->tls);
     imk_admission_destroy(gw->admission);
+    free(gw->job_streams);
 }
 
 /* One gateway process: its links, listeners and event loop, until SIGTERM or SIGINT. */
@@ -205,7 +213,7 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     imk_log_setup(cfg.log_level, cfg.log_format, "imkit-gateway");
-    if (imk_cluster_check_seeds(cfg.redis_cluster, err, sizeof(err)) != 0) {
+    if (imk_cluster_check_config(cfg.redis_cluster, cfg.redis_prefix, err, sizeof(err)) != 0) {
         fprintf(stderr, "imkit-gateway: %s\n", err);
         imk_config_deinit(&cfg);
         return 2;

@@ -477,9 +477,8 @@ static int start_reads(struct scrape *sc)
             sc->missing = true;
             continue;
         }
-        imk_key_jobs(key, sizeof(key), gw->cfg->redis_prefix, i);
-        const char *groups[] = {"XINFO", "GROUPS", key};
-        send_command(sc, key, on_groups, r, 3, groups);
+        const char *groups[] = {"XINFO", "GROUPS", gw->job_streams[i]};
+        send_command(sc, gw->job_streams[i], on_groups, r, 3, groups);
     }
     imk_key_dead(key, sizeof(key), gw->cfg->redis_prefix);
     const char *xlen[] = {"XLEN", key};

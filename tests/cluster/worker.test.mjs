@@ -20,7 +20,7 @@ import { useRedisCluster } from './lib/redis-cluster.mjs';
 
 const SECRET = 'cluster-worker-secret';
 const P = 'imkit:';
-const PARTITIONS = 4; // jobs.partitions, the default
+const PARTITIONS = 6; // jobs.partitions: two job streams per master, by their names' tags
 
 const h = useRedisCluster();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imkit-cwk-'));
@@ -53,6 +53,7 @@ function start(name, bin, set) {
 function startWorker(name, seed) {
     return start(name, 'imkit-worker', {
         'redis.cluster': seed, 'worker.block_ms': 500, 'worker.claim_idle_ms': 2000,
+        'jobs.partitions': PARTITIONS,
     });
 }
 
@@ -65,13 +66,21 @@ async function healthz() {
     }
 }
 
+let streams = []; // the job streams' names by partition, as the servers made them
+
+/** The job streams' names, <P>jobs:<p>:{<tag>}, found on the masters, by partition. */
+async function jobStreams(rc) {
+    const names = (await rc.keys(`${P}jobs:*`)).filter((k) => /^imkit:jobs:\d+:\{j\d+\}$/.test(k));
+    return names.sort((a, b) => Number(a.split(':')[2]) - Number(b.split(':')[2]));
+}
+
 /** The job stream of a home id: FNV-1a of the id, mod the partitions (the gateway's choice). */
 function streamOf(id) {
     let x = 2166136261;
     for (const b of Buffer.from(id)) {
         x = Math.imul(x ^ b, 16777619) >>> 0;
     }
-    return `${P}jobs:${x % PARTITIONS}`;
+    return streams[x % PARTITIONS];
 }
 
 /** A group room written by hand, alice (owner) and bob members, in both room indexes. */
@@ -147,6 +156,7 @@ test('workers on a cluster load the Functions on every master and read every str
         'auth.jwt_secrets': SECRET,
         'admin.api_keys': 'k',
         'gateway.heartbeat_ms': 500, // a dead gateway is found within seconds
+        'jobs.partitions': PARTITIONS,
         // The message runs and the history reads after them go as fast as they can.
         'limits.rate': 5000,
         'limits.rate_abuse': 100000,
@@ -155,15 +165,24 @@ test('workers on a cluster load the Functions on every master and read every str
     const w1 = startWorker('w1', `127.0.0.1:${masters[0].port}`);
     const w2 = startWorker('w2', `127.0.0.1:${replica.port}`);
     for (const w of [w1, w2]) {
-        await waitFor(() => /redis_ready.*streams=4 masters=3/.test(fs.readFileSync(w.logFile, 'utf8')), 15000, `${w.name} ready`);
+        await waitFor(() => /redis_ready.*streams=6 masters=3/.test(fs.readFileSync(w.logFile, 'utf8')), 15000, `${w.name} ready`);
     }
     for (const m of masters) {
         assert.match(await rc.redis(m.port, 'FUNCTION', 'LIST', 'LIBRARYNAME', 'imkit'), /imkit_msg_send/,
             `the Functions on master ${m.port}`);
     }
+    streams = await jobStreams(rc);
+    assert.equal(streams.length, PARTITIONS, `the job streams: ${streams.join(', ')}`);
     for (let p = 0; p < PARTITIONS; p++) {
-        assert.match(await rc.command('XINFO', 'GROUPS', `${P}jobs:${p}`), /workers/, `the group of stream ${p}`);
+        assert.match(await rc.command('XINFO', 'GROUPS', streams[p]), /workers/, `the group of stream ${p}`);
     }
+    // Placed by their names: each master holds its share of the streams.
+    const held = new Map(masters.map((m) => [m.port, 0]));
+    for (const s of streams) {
+        const port = await rc.masterOfKey(s);
+        held.set(port, held.get(port) + 1);
+    }
+    assert.deepEqual([...held.values()], [2, 2, 2], 'job streams per master');
     await waitFor(async () => (await healthz()) === 200, 15000, 'gateway healthy');
 });
 
@@ -317,7 +336,7 @@ test('presence on a cluster: counted in each client\'s slot, published sharded, 
         'redis.cluster': `127.0.0.1:${(await rc.masters())[0].port}`,
         'gateway.processes': 1, 'gateway.id': 'cgw2', 'gateway.heartbeat_ms': 500,
         'gateway.public_listen': `127.0.0.1:${pub2}`, 'gateway.admin_listen': `127.0.0.1:${adm2}`,
-        'auth.jwt_secrets': SECRET, 'admin.api_keys': 'k',
+        'auth.jwt_secrets': SECRET, 'admin.api_keys': 'k', 'jobs.partitions': PARTITIONS,
     });
     await waitFor(async () => {
         try {
@@ -493,7 +512,7 @@ test('workers and the gateway stop cleanly on SIGTERM, leaving nothing pending',
         assert.deepEqual(exit, { code: 0, signal: null }, `${p.name} exit: ${JSON.stringify(exit)}\n${p.tail()}`);
     }
     for (let s = 0; s < PARTITIONS; s++) {
-        const pending = await rc.command('XPENDING', `${P}jobs:${s}`, 'workers');
+        const pending = await rc.command('XPENDING', streams[s], 'workers');
         assert.match(pending, /^0\b/, `nothing pending on stream ${s}: ${pending}`);
     }
 });

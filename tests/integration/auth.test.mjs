@@ -102,7 +102,7 @@ test('a JWT with name and avatar authenticates and creates the profile that clie
 async function jobsAdded() {
     let n = 0;
     for (let p = 0; p < cluster.partitions; p++) {
-        const info = await cluster.redisRaw(['XINFO', 'STREAM', `${cluster.prefix}jobs:${p}`]).catch(() => '');
+        const info = await cluster.redisRaw(['XINFO', 'STREAM', await cluster.jobStream(p)]).catch(() => '');
         const m = info.match(/entries-added\n(\d+)/);
         n += m ? Number(m[1]) : 0;
     }

@@ -384,7 +384,7 @@ test('logs: every line about a request names session and req, every line about a
 
     // The job id is "<gateway>.<boot>.<req>": the worker's line leads back to the gateway's.
     const workerText = cluster.workers.map((w) => fs.readFileSync(w.proc.logFile, 'utf8')).join('\n');
-    const jobLine = /event=job_done job=(gw1\.[A-Za-z0-9_-]+)\.(\d+) entry=\d+-\d+ stream=imkit:jobs:\d+ kind=imkit_msg_send outcome=ok ms=\d+/g;
+    const jobLine = /event=job_done job=(gw1\.[A-Za-z0-9_-]+)\.(\d+) entry=\d+-\d+ stream=imkit:jobs:\S+ kind=imkit_msg_send outcome=ok ms=\d+/g;
     const jobs = [...workerText.matchAll(jobLine)];
     assert.ok(jobs.length >= N, `${jobs.length} job_done lines for gateway 1's sends`);
     const reqs = new Set(answers.map((m) => m[2]));

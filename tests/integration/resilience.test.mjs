@@ -29,7 +29,7 @@ test('with no worker, a command answers unavailable after the request timeout; a
     assert.equal(exit.code, 0, `the worker exited ${JSON.stringify(exit)} on SIGTERM`);
     // Stopped cleanly with nothing pending, it left the consumer group of every stream.
     for (let p = 0; p < cluster.partitions; p++) {
-        const list = await cluster.redisRaw(['XINFO', 'CONSUMERS', `${cluster.prefix}jobs:${p}`, 'workers']);
+        const list = await cluster.redisRaw(['XINFO', 'CONSUMERS', await cluster.jobStream(p), 'workers']);
         assert.ok(!new RegExp(`-${pid}$`, 'm').test(list), `jobs:${p} still lists the stopped worker (pid ${pid}):\n${list}`);
     }
 

@@ -11,6 +11,7 @@
 #include "imkit/err.h"
 
 #include <hiredis/hiredis.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,23 +131,30 @@ static int redirect(const char *text, imk_cluster_redirect_t *r)
 }
 
 /* The start-up check both binaries run: empty is one Redis, the limit is the seeds'. */
-static void test_check_seeds(void **state)
+static void test_check_config(void **state)
 {
     (void)state;
     char err[128] = "";
-    assert_int_equal(imk_cluster_check_seeds("", err, sizeof(err)), 0);
-    assert_int_equal(imk_cluster_check_seeds("127.0.0.1:7000, [::1]:7001", err, sizeof(err)), 0);
+    assert_int_equal(imk_cluster_check_config("", "imkit:", err, sizeof(err)), 0);
+    assert_int_equal(
+        imk_cluster_check_config("127.0.0.1:7000, [::1]:7001", "imkit:", err, sizeof(err)), 0);
     assert_string_equal(err, "");
-    assert_int_equal(imk_cluster_check_seeds("nohost", err, sizeof(err)), IMK_EINVAL);
+    assert_int_equal(imk_cluster_check_config("nohost", "imkit:", err, sizeof(err)), IMK_EINVAL);
     assert_string_equal(err, "redis.cluster: expected host:port,host:port,... (at most 32)");
     char many[IMK_CLUSTER_SEEDS_MAX * 20 + 32] = "";
     for (int i = 0; i < IMK_CLUSTER_SEEDS_MAX; i++) {
         snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s10.0.0.1:%d",
                  i > 0 ? "," : "", 7000 + i);
     }
-    assert_int_equal(imk_cluster_check_seeds(many, err, sizeof(err)), 0);
+    assert_int_equal(imk_cluster_check_config(many, "imkit:", err, sizeof(err)), 0);
     strcat(many, ",10.0.0.2:7000");
-    assert_int_equal(imk_cluster_check_seeds(many, err, sizeof(err)), IMK_EINVAL);
+    assert_int_equal(imk_cluster_check_config(many, "imkit:", err, sizeof(err)), IMK_EINVAL);
+    /* A '{' in the prefix would make it every key's hash tag: refused on a cluster only. */
+    assert_int_equal(imk_cluster_check_config("127.0.0.1:7000", "app{1}:", err, sizeof(err)),
+                     IMK_EINVAL);
+    assert_string_equal(
+        err, "redis.prefix: no '{' on a Redis Cluster (it would be every key's hash tag)");
+    assert_int_equal(imk_cluster_check_config("", "app{1}:", err, sizeof(err)), 0);
 }
 
 static void test_redirects_good(void **state)
@@ -501,15 +509,79 @@ static void test_map_limits(void **state)
     free(m);
 }
 
+/* The master of slot among m masters as `redis-cli --cluster create` splits the slots. */
+static int create_master_of(uint16_t slot, int m)
+{
+    float per = (float)IMK_CLUSTER_SLOTS / (float)m, cursor = 0.0f;
+    long first = 0;
+    for (int i = 0; i < m; i++) {
+        long last = lroundf(cursor + per - 1);
+        if (last > IMK_CLUSTER_SLOTS || i == m - 1) {
+            last = IMK_CLUSTER_SLOTS - 1;
+        }
+        if (slot >= first && slot <= last) {
+            return i;
+        }
+        first = last + 1;
+        cursor += per;
+    }
+    return -1;
+}
+
+static void test_job_streams_one_redis(void **state)
+{
+    (void)state;
+    char names[4][IMK_KEY_MAX];
+    assert_int_equal(imk_cluster_job_streams(names, 4, "imkit:", false), 0);
+    assert_string_equal(names[0], "imkit:jobs:0");
+    assert_string_equal(names[3], "imkit:jobs:3");
+    assert_int_equal(imk_cluster_job_streams(names, 0, "imkit:", false), IMK_EINVAL);
+}
+
+/* On a cluster the streams spread as the slots do: for every count of masters from 1 to 8
+ * and partitions k times that (up to 256), each master of a cluster made by redis-cli holds
+ * exactly k streams; each name keeps its partition and carries its tag. */
+static void test_job_streams_spread_over_masters(void **state)
+{
+    (void)state;
+    static char names[256][IMK_KEY_MAX];
+    for (int m = 1; m <= 8; m++) {
+        for (int p = m; p <= 256; p += m) {
+            assert_int_equal(imk_cluster_job_streams(names, p, "imkit:", true), 0);
+            int held[8] = {0};
+            for (int i = 0; i < p; i++) {
+                char head[32];
+                snprintf(head, sizeof(head), "imkit:jobs:%d:{j", i);
+                assert_memory_equal(names[i], head, strlen(head));
+                int master = create_master_of(imk_cluster_slot(names[i], strlen(names[i])), m);
+                assert_in_range(master, 0, m - 1);
+                held[master]++;
+            }
+            for (int i = 0; i < m; i++) {
+                assert_int_equal(held[i], p / m);
+            }
+        }
+    }
+    assert_int_equal(imk_cluster_job_streams(names, 257, "imkit:", true), IMK_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_slot_values),   cmocka_unit_test(test_slot_hash_tags),
-        cmocka_unit_test(test_seeds_good),    cmocka_unit_test(test_seeds_bad),
-        cmocka_unit_test(test_check_seeds),   cmocka_unit_test(test_redirects_good),
-        cmocka_unit_test(test_redirects_bad), cmocka_unit_test(test_map_three_masters),
-        cmocka_unit_test(test_map_shapes),    cmocka_unit_test(test_map_empty_ip_and_unknown),
-        cmocka_unit_test(test_map_malformed), cmocka_unit_test(test_map_limits),
+        cmocka_unit_test(test_slot_values),
+        cmocka_unit_test(test_slot_hash_tags),
+        cmocka_unit_test(test_seeds_good),
+        cmocka_unit_test(test_seeds_bad),
+        cmocka_unit_test(test_check_config),
+        cmocka_unit_test(test_redirects_good),
+        cmocka_unit_test(test_redirects_bad),
+        cmocka_unit_test(test_map_three_masters),
+        cmocka_unit_test(test_map_shapes),
+        cmocka_unit_test(test_map_empty_ip_and_unknown),
+        cmocka_unit_test(test_map_malformed),
+        cmocka_unit_test(test_map_limits),
+        cmocka_unit_test(test_job_streams_one_redis),
+        cmocka_unit_test(test_job_streams_spread_over_masters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

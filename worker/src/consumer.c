@@ -12,6 +12,7 @@
 #include "functions.h"
 #include "readers.h"
 #include "worker_stats.h"
+#include "imkit/cluster.h"
 #include "imkit/err.h"
 #include "imkit/ids.h"
 #include "imkit/job.h"
@@ -121,8 +122,9 @@ imk_consumer_t *imk_consumer_create(const imk_config_t *cfg, const char *name)
         imk_consumer_destroy(c);
         return NULL;
     }
-    for (int i = 0; i < c->nstreams; i++) {
-        imk_key_jobs(c->streams[i], IMK_KEY_MAX, cfg->redis_prefix, i);
+    if (imk_cluster_job_streams(c->streams, c->nstreams, cfg->redis_prefix, c->cluster) != 0) {
+        imk_consumer_destroy(c);
+        return NULL;
     }
     imk_key_dead(c->dead, sizeof(c->dead), cfg->redis_prefix);
     c->readers = imk_readers_create(cfg, c->name, (const char(*)[IMK_KEY_MAX])c->streams,

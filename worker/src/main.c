@@ -35,7 +35,7 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     imk_log_setup(cfg.log_level, cfg.log_format, "imkit-worker");
-    if (imk_cluster_check_seeds(cfg.redis_cluster, err, sizeof(err)) != 0) {
+    if (imk_cluster_check_config(cfg.redis_cluster, cfg.redis_prefix, err, sizeof(err)) != 0) {
         fprintf(stderr, "imkit-worker: %s\n", err);
         imk_config_deinit(&cfg);
         return 2;

@@ -4,6 +4,9 @@
 #ifndef IMKIT_CLUSTER_H
 #define IMKIT_CLUSTER_H
 
+#include "imkit/keys.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,16 +47,26 @@ typedef struct imk_cluster_map {
  * are any), mod 16384. */
 uint16_t imk_cluster_slot(const char *key, size_t len);
 
+/* The names of the job streams, partitions of them (1..256) into out: <prefix>jobs:<p> on
+ * one Redis (DESIGN.md); on a cluster <prefix>jobs:<p>:{j<k>}, j<k> the first such tag whose
+ * slot lies in the middle half of the p-th of partitions equal shares of the slots, so that
+ * the streams spread over the masters as the slots do: with the slots split evenly over M
+ * masters (redis-cli --cluster create) and partitions a multiple of M, each master holds
+ * partitions / M streams. Returns 0, or IMK_EINVAL when partitions is out of range, a name
+ * does not fit, or on a cluster the prefix holds a '{' (it would be every key's hash tag). */
+int imk_cluster_job_streams(char (*out)[IMK_KEY_MAX], int partitions, const char *prefix,
+                            bool cluster);
+
 /* Parses redis.cluster: "host:port,host:port,..." with optional spaces around entries;
  * IPv6 hosts in brackets ("[::1]:7000"); ports 1..65535. Writes at most max addresses to out.
  * Returns the number of addresses (>= 1), or IMK_EINVAL when text is malformed, empty, or
  * holds more than max entries (out is then partly written). */
 int imk_cluster_parse_seeds(const char *text, imk_cluster_addr_t *out, int max);
 
-/* The start-up check of redis.cluster shared by both binaries: 0 when text is empty (one
- * Redis) or a valid seed list of at most IMK_CLUSTER_SEEDS_MAX; else IMK_EINVAL with the
- * message for the operator in err. */
-int imk_cluster_check_seeds(const char *text, char *err, size_t errlen);
+/* The start-up check of redis.cluster and redis.prefix shared by both binaries: 0 when
+ * seeds is empty (one Redis), or a valid seed list of at most IMK_CLUSTER_SEEDS_MAX with a
+ * prefix holding no '{'; else IMK_EINVAL with the message for the operator in err. */
+int imk_cluster_check_config(const char *seeds, const char *prefix, char *err, size_t errlen);
 
 /* Parses the text of a redirect error reply (len bytes, not NUL-terminated):
  * "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>". The last colon splits host

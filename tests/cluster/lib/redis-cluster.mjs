@@ -198,6 +198,12 @@ export class RedisCluster {
         return cli(['-e', '-p', port, ...args]);
     }
 
+    /** The keys matching pattern, from every live master. */
+    async keys(pattern) {
+        const lists = await Promise.all((await this.masters()).map((m) => this.redis(m.port, 'KEYS', pattern)));
+        return lists.flatMap((out) => out.split('\n').filter(Boolean));
+    }
+
     /** `redis-cli -c` (follows MOVED / ASK) through a live master. */
     async command(...args) {
         const [m] = await this.masters();

@@ -496,7 +496,8 @@ export class Cluster {
                     libSeenAt = Date.now();
                 }
                 for (let p = 0; p < this.partitions; p++) {
-                    const g = await this.redisRaw(['XINFO', 'GROUPS', `${this.prefix}jobs:${p}`]).catch(() => '');
+                    const stream = await this.jobStream(p);
+                    const g = stream ? await this.redisRaw(['XINFO', 'GROUPS', stream]).catch(() => '') : '';
                     if (/\bworkers\b/.test(g)) {
                         groups++;
                     }
@@ -703,6 +704,19 @@ export class Cluster {
                 }
             });
         });
+    }
+
+    /**
+     * The name of job stream p: <prefix>jobs:<p>, or on a cluster <prefix>jobs:<p>:{<tag>}
+     * (the tag places it: docs/OPERATIONS.md), found among the keys; null while it does not
+     * exist yet.
+     */
+    async jobStream(p) {
+        if (!this.redisCluster) {
+            return `${this.prefix}jobs:${p}`;
+        }
+        const [name] = await this.keys(`${this.prefix}jobs:${p}:{*}`);
+        return name ?? null;
     }
 
     /** The keys matching pattern: KEYS, on every master of a cluster. */

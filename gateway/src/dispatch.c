@@ -47,8 +47,7 @@ static void answer_failure(const struct reply_ref *q, const redisReply *reply)
     IMK_ERROR("redis_reply", "session=%llu req=%llu kind=%s job=%s error=\"%s\"",
               (unsigned long long)q->conn, (unsigned long long)req, q->kind, job,
               reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-    /* A missing function means no worker has loaded the library yet. */
-    bool no_function = reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "Function") != NULL;
+    bool no_function = imk_link_no_function(reply);
     const char *status = no_function ? unavailable : "internal";
     const char *msg = no_function ? "no worker has started yet; safe to retry" : "internal error";
     imk_pending_answer(gw->pending, req, status, strlen(status), msg, strlen(msg));

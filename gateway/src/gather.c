@@ -30,7 +30,8 @@ struct row {
     size_t summary_len;
     int64_t messages_len; /* -1: none */
     bool has_more;
-    char *peer; /* a direct room's peer, its client object once read; NULL: none */
+    char peer_id[IMK_ID_MAX + 1]; /* a direct room's other member; empty: none */
+    char *peer;                   /* its client object, once read */
 };
 
 /* A room the client says it holds (sync's known), and up to which seq. */
@@ -60,6 +61,7 @@ struct gather {
     struct row *rows;
     size_t nrows;
     const char *failure; /* "unavailable" or "internal": a read failed; NULL */
+    bool peers_asked;    /* the answered rows' peers are asked for (or none was needed) */
 };
 
 /* The callback argument of one row's read. */
@@ -256,6 +258,24 @@ static void append_id(imk_buf_t *out, const char *rid)
     imk_buf_append(out, "\"", 1);
 }
 
+/* The rows the answer holds, [*first, *last) of the sorted rows: room.list's page after
+ * the cursor, or every row. */
+static void answered_rows(const struct gather *g, size_t *first, size_t *last)
+{
+    *first = 0;
+    *last = g->nrows;
+    if (g->kind != GATHER_LIST) {
+        return;
+    }
+    struct row cursor;
+    if (g->before != NULL && parse_cursor(g->before, &cursor) == 0) {
+        while (*first < g->nrows && !list_before(&cursor, &g->rows[*first])) {
+            (*first)++;
+        }
+    }
+    *last = *first + (size_t)g->limit < g->nrows ? *first + (size_t)g->limit : g->nrows;
+}
+
 /* room.list: {"rooms":[...],"next":cursor|null,"unread_total":n}, the page after the
  * cursor. */
 static void render_list(const struct gather *g, imk_buf_t *out)
@@ -264,14 +284,8 @@ static void render_list(const struct gather *g, imk_buf_t *out)
     for (size_t i = 0; i < g->nrows; i++) {
         unread_total += g->rows[i].unread;
     }
-    size_t first = 0;
-    struct row cursor;
-    if (g->before != NULL && parse_cursor(g->before, &cursor) == 0) {
-        while (first < g->nrows && !list_before(&cursor, &g->rows[first])) {
-            first++;
-        }
-    }
-    size_t last = first + (size_t)g->limit < g->nrows ? first + (size_t)g->limit : g->nrows;
+    size_t first, last;
+    answered_rows(g, &first, &last);
     imk_buf_append(out, "{\"rooms\":[", 10);
     append_summaries(g, first, last, out);
     imk_buf_append(out, "],\"next\":", 9);
@@ -358,17 +372,40 @@ static void render_clients(const struct gather *g, imk_buf_t *out)
     imk_buf_append(out, "]}", 2);
 }
 
-/* Every row is in: answers. */
+static int read_peer(struct gather *g, size_t index);
+static void fail(struct gather *g, const redisReply *reply, const char *what);
+static void row_done(struct gather *g);
+
+/* Asks for the peers of the direct rooms the answer holds (room.list: only its page). */
+static void ask_peers(struct gather *g)
+{
+    size_t first, last;
+    answered_rows(g, &first, &last);
+    for (size_t i = first; i < last && g->failure == NULL; i++) {
+        if (g->rows[i].peer_id[0] != '\0' && read_peer(g, i) != 0) {
+            fail(g, NULL, "imkit_client_card");
+        }
+    }
+}
+
+/* Every row is in: answers, once the peers of the rows it holds are in too. */
 static void finish(struct gather *g)
 {
+    if (g->kind != GATHER_CLIENTS && !g->peers_asked && g->failure == NULL) {
+        if (g->nrows > 1) { /* qsort of NULL is undefined */
+            qsort(g->rows, g->nrows, sizeof(*g->rows), compare_rows);
+        }
+        g->peers_asked = true;
+        g->expected++; /* held while sending, so no reply can finish early */
+        ask_peers(g);
+        row_done(g);
+        return;
+    }
     if (g->failure != NULL) {
         bool gone = strcmp(g->failure, "unavailable") == 0;
         answer_text(g, g->failure, gone ? "storage unreachable; safe to retry" : "internal error");
         gather_free(g);
         return;
-    }
-    if (g->kind != GATHER_CLIENTS && g->nrows > 1) { /* qsort of NULL is undefined */
-        qsort(g->rows, g->nrows, sizeof(*g->rows), compare_rows);
     }
     imk_buf_t out = IMK_BUF_INIT;
     if (g->kind == GATHER_SYNC) {
@@ -424,9 +461,7 @@ int imk_gather_parse_row(const char *body, size_t len, imk_gather_row_t *out)
     return 0;
 }
 
-static int read_peer(struct gather *g, size_t index, const char *peer, size_t peer_len);
-
-/* Keeps one row of room rid from its reply's body; a direct room's peer is read apart. */
+/* Keeps one row of room rid from its reply's body. */
 static int keep_row(struct gather *g, const char *rid, const redisReply *body)
 {
     imk_gather_row_t parsed;
@@ -449,12 +484,14 @@ static int keep_row(struct gather *g, const char *rid, const redisReply *body)
     r->summary_len = parsed.summary_len;
     r->messages_len = parsed.messages_len;
     r->has_more = parsed.has_more;
+    memcpy(r->peer_id, parsed.peer, parsed.peer_len);
+    r->peer_id[parsed.peer_len] = '\0';
     g->nrows++;
     struct held *h = held_of(g, rid);
     if (h != NULL) {
         h->present = true;
     }
-    return parsed.peer_len > 0 ? read_peer(g, g->nrows - 1, parsed.peer, parsed.peer_len) : 0;
+    return 0;
 }
 
 /* A row is in (or will never be): the last one finishes. */
@@ -477,18 +514,17 @@ static void fail(struct gather *g, const redisReply *reply, const char *what)
     }
     IMK_ERROR("redis_reply", "req=%llu kind=%s error=\"%s\"", (unsigned long long)g->req, what,
               reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-    g->failure = "internal";
+    g->failure = imk_link_no_function(reply) ? "unavailable" : "internal";
 }
 
 static void on_row(redisReply *reply, void *arg)
 {
     struct row_read *rr = arg;
     struct gather *g = rr->g;
-    int rc = 0;
     if (!is_result(reply)) {
         fail(g, reply, "imkit_room_row");
-    } else if (status_ok(reply) && (rc = keep_row(g, rr->rid, reply->element[1])) != 0) {
-        fail(g, rc == IMK_EREDIS ? NULL : reply, "imkit_room_row"); /* NULL: unavailable */
+    } else if (status_ok(reply) && keep_row(g, rr->rid, reply->element[1]) != 0) {
+        fail(g, reply, "imkit_room_row");
     } /* any other status: not_found, an index entry of a room deleted a moment ago */
     free(rr);
     row_done(g);
@@ -518,12 +554,10 @@ static void on_peer(redisReply *reply, void *arg)
 }
 
 /* Sends the read of the client object of row index's peer, in the peer's slot: one more
- * row to wait for. */
-static int read_peer(struct gather *g, size_t index, const char *peer, size_t peer_len)
+ * reply to wait for. */
+static int read_peer(struct gather *g, size_t index)
 {
-    char id[IMK_ID_MAX + 1];
-    memcpy(id, peer, peer_len);
-    id[peer_len] = '\0';
+    const char *id = g->rows[index].peer_id;
     struct row_read *rr = calloc(1, sizeof(*rr));
     imk_buf_t args = IMK_BUF_INIT;
     imk_mp_t mp;
@@ -532,7 +566,7 @@ static int read_peer(struct gather *g, size_t index, const char *peer, size_t pe
     imk_mp_cstr(&mp, "id");
     imk_mp_cstr(&mp, id);
     int rc = IMK_ENOMEM;
-    if (rr != NULL && args.data != NULL) {
+    if (rr != NULL && mp.err == 0) {
         rr->g = g;
         rr->index = index;
         rc = send_read(g, "imkit_client_card", id, args.data, args.len, on_peer, rr);

@@ -1,8 +1,8 @@
 /* Queries over many rooms on a Redis Cluster: room.list and sync. A client's room index
  * lives in its slot and each of its rooms in the room's, so no one Function call can read
  * them all. The gateway gathers them: the index (imkit_room_index, on the client's master),
- * then one row per room (imkit_room_row, on each room's master, all sent at once; a direct
- * room's peer then from its own master, imkit_client_card), and
+ * then one row per room (imkit_room_row, on each room's master, all sent at once), then the
+ * peers of the direct rooms it answers with (imkit_client_card, on each peer's master), and
  * builds the answer imkit_room_list or imkit_sync gives on one Redis: rooms by last
  * activity, ties by room id bytes; for room.list the page after the cursor
  * "<last_ts>:<room id>" and unread_total over every room; for sync every room, the known

@@ -787,6 +787,12 @@ int imk_link_command(imk_link_t *link, const char *route, imk_link_reply_fn *fn,
     return 0;
 }
 
+bool imk_link_no_function(const struct redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+           strstr(reply->str, "Function") != NULL;
+}
+
 static void push_arg(const char **argv, size_t *lens, int *argc, const char *arg, size_t len)
 {
     argv[*argc] = arg;

@@ -71,6 +71,10 @@ const imk_link_stats_t *imk_link_stats(const imk_link_t *link);
 int imk_link_command(imk_link_t *link, const char *route, imk_link_reply_fn *fn, void *arg,
                      int argc, const char **argv, const size_t *lens);
 
+/* Whether reply is Redis's error for a Function it does not have: the library is older
+ * than this gateway, or not loaded yet (no worker started). */
+bool imk_link_no_function(const struct redisReply *reply);
+
 /* A call of one of the Functions (docs/FUNCTIONS.md): FCALL[_RO] <function> 1 {<home>}
  * <prefix> <from> <args> [<extra>], on the master of home's slot; with home NULL it declares
  * no key (0) and goes to any master. */

@@ -5,12 +5,14 @@
 #include "dispatch.h"
 #include "fanout.h"
 #include "imkit/err.h"
+#include "imkit/ids.h"
 #include "imkit/job.h"
 #include "imkit/keys.h"
 #include "imkit/log.h"
 #include "imkit/text.h"
 #include "link.h"
 #include "ops.h"
+#include "pending.h"
 #include "ws.h"
 
 #include <event2/event.h>
@@ -194,7 +196,9 @@ static void on_token_ttl(struct redisReply *reply, void *arg)
 {
     struct expiry_ref *ref = arg;
     imk_session_t *s = imk_map_get_u64(ref->gw->sessions, ref->session);
-    if (s != NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+    /* -2: the key expired since the auth read it; -1 (no expiry) is never written */
+    if (s != NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+        (reply->integer > 0 || reply->integer == -2)) {
         arm_expiry(s, reply->integer);
     }
     free(ref);
@@ -409,92 +413,125 @@ static int auth_args(imk_buf_t *args, const char *sub, int64_t iat, const char *
     return mp.err == 0 ? 0 : -1;
 }
 
-/* Starts the auth of a verified identity (the request's stats in s->req): the check first
- * (imkit_auth_check), then maybe the job. exp_s is the JWT's expiry (0: an opaque token). */
-static void check_auth(imk_session_t *s, int64_t id, const char *sub, int64_t iat, const char *name,
-                       const char *avatar, int64_t exp_s)
+/* Holds the auth request's stats in a new step (s->auth) until its final answer. Returns
+ * it, or NULL (out of memory: nothing changed). */
+static struct imk_auth_step *begin_auth_step(imk_session_t *s)
 {
     struct imk_auth_step *a = calloc(1, sizeof(*a));
-    if (a == NULL || auth_args(&a->args, sub, iat, name, avatar) != 0) {
-        if (a != NULL) {
-            imk_buf_deinit(&a->args);
-        }
-        free(a);
-        send_error(s, id, "internal", "out of memory");
-        return;
+    if (a != NULL) {
+        a->req = s->req;
+        s->req.op = IMK_STATS_OP_NONE;
+        s->auth = a;
+        s->auth_in_flight = true;
     }
+    return a;
+}
+
+/* Runs the auth of a verified identity in s->auth's step: the check first
+ * (imkit_auth_check), then maybe the job. tag as on_auth_answer's (exp_s 0: an opaque
+ * token). */
+static void check_auth(imk_session_t *s, uint64_t tag, const char *sub, int64_t iat,
+                       const char *name, const char *avatar)
+{
+    struct imk_auth_step *a = s->auth;
     snprintf(a->from, sizeof(a->from), "%s", sub);
-    /* The request is counted when its final answer comes, by one step or the other. */
-    a->req = s->req;
-    s->req.op = IMK_STATS_OP_NONE;
-    s->auth = a;
-    uint64_t tag = ((uint64_t)exp_s << 32) | ((uint64_t)(id > 0 ? id : 0) & 0xffffffffu);
     imk_call_t check = {"imkit_auth_check", true, a->from, NULL, s->id, &a->args, NULL};
-    int rc = imk_dispatch(s->gw, &check, on_auth_checked, s, tag);
+    int rc = auth_args(&a->args, sub, iat, name, avatar) != 0
+                 ? IMK_ENOMEM
+                 : imk_dispatch(s->gw, &check, on_auth_checked, s, tag);
     if (rc == 0) {
         s->waiting++;
-        s->auth_in_flight = true;
+        return;
+    }
+    s->req = a->req; /* counted by the answer */
+    auth_step_free(s);
+    s->auth_in_flight = false;
+    answer_dispatch_failure(s, (int64_t)(tag & 0xffffffffu), rc);
+}
+
+/* "<client id> <iat>", an opaque token's key's value: 0, or -1 when it is not that. */
+static int parse_token_value(const char *v, size_t len, char sub[IMK_ID_MAX + 1], int64_t *iat)
+{
+    const char *space = memchr(v, ' ', len);
+    if (space == NULL || !imk_id_valid(v, (size_t)(space - v)) ||
+        imk_parse_decimal(space + 1, len - (size_t)(space - v) - 1, 0, INT64_MAX, iat) != 0) {
+        return -1;
+    }
+    memcpy(sub, v, (size_t)(space - v));
+    sub[space - v] = '\0';
+    return 0;
+}
+
+/* The opaque token's key, read: "ok" with its value, or why not. tag: the request id. */
+static void on_token_found(void *ctx, uint64_t tag, const char *status, size_t status_len,
+                           const char *body, size_t body_len)
+{
+    imk_session_t *s = ctx;
+    char sub[IMK_ID_MAX + 1];
+    int64_t iat;
+    if (!status_is(status, status_len, "ok")) {
+        on_auth_answer(s, tag, status, status_len, body, body_len);
+    } else if (parse_token_value(body, body_len, sub, &iat) != 0) {
+        static const char unknown[] = "unknown or expired token";
+        on_auth_answer(s, tag, "unauthenticated", 15, unknown, sizeof(unknown) - 1);
     } else {
-        s->req = a->req; /* counted by the answer */
-        auth_step_free(s);
-        answer_dispatch_failure(s, id, rc);
+        s->waiting--;
+        check_auth(s, tag, sub, iat, NULL, NULL);
     }
 }
 
-/* An opaque token being looked up: its key tok:<sha256> holds "<client id> <iat>". */
-struct token_lookup {
+/* The callback argument of the token key's GET: its pending request. */
+struct token_read {
     imk_gateway_t *gw;
-    uint64_t session;
-    int64_t request;
-    imk_stats_req_t req;
+    uint64_t req;
 };
 
-static void on_token_found(struct redisReply *reply, void *arg)
+static void on_token_read(struct redisReply *reply, void *arg)
 {
-    struct token_lookup *t = arg;
-    imk_session_t *s = session_by_id(t->gw, t->session);
-    if (s == NULL) {
-        free(t);
-        return;
-    }
-    s->auth_in_flight = false;
-    s->req = t->req;
-    char sub[IMK_ID_MAX + 1];
-    long long iat;
-    char end;
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        send_error(s, t->request, "unavailable", "storage unreachable; safe to retry");
-    } else if (reply->type != REDIS_REPLY_STRING ||
-               sscanf(reply->str, "%64s %lld%c", sub, &iat, &end) != 2 || iat < 0) {
-        auth_failed(s, t->request, "unauthenticated", "unknown or expired token");
+    struct token_read *t = arg;
+    static const char unknown[] = "unknown or expired token";
+    static const char gone[] = "storage unreachable; safe to retry";
+    if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
+        imk_pending_answer(t->gw->pending, t->req, "ok", 2, reply->str, reply->len);
+    } else if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
+        imk_pending_answer(t->gw->pending, t->req, "unauthenticated", 15, unknown,
+                           sizeof(unknown) - 1);
     } else {
-        check_auth(s, t->request, sub, iat, NULL, NULL, 0);
+        imk_pending_answer(t->gw->pending, t->req, "unavailable", 11, gone, sizeof(gone) - 1);
     }
     free(t);
 }
 
-/* Reads an opaque token's key, in its own slot; the auth goes on in on_token_found. */
+/* Reads an opaque token's key, in its own slot, as a pending request (answered
+ * `unavailable` past gateway.request_timeout_ms); the auth goes on in on_token_found. The
+ * step (s->auth) is begun. */
 static void find_opaque_token(imk_session_t *s, int64_t id, const char *token, size_t len)
 {
-    struct token_lookup *t = malloc(sizeof(*t));
-    if (t == NULL) {
-        send_error(s, id, "internal", "out of memory");
+    uint64_t tag = (uint64_t)(id > 0 ? id : 0) & 0xffffffffu;
+    struct token_read *t = malloc(sizeof(*t));
+    uint64_t req = t != NULL ? imk_pending_add(s->gw->pending, on_token_found, s, tag) : 0;
+    int rc = IMK_ENOMEM;
+    if (req != 0) {
+        *t = (struct token_read){s->gw, req};
+        sha256_hex(token, len, s->token_hash);
+        char key[IMK_KEY_MAX];
+        imk_key_token(key, sizeof(key), s->gw->cfg->redis_prefix, s->token_hash);
+        const char *argv[] = {"GET", key};
+        size_t lens[] = {3, strlen(key)};
+        rc = imk_link_command(s->gw->link, key, on_token_read, t, 2, argv, lens);
+    }
+    if (rc == 0) {
+        s->waiting++;
         return;
     }
-    *t = (struct token_lookup){s->gw, s->id, id, s->req};
-    sha256_hex(token, len, s->token_hash);
-    char key[IMK_KEY_MAX];
-    imk_key_token(key, sizeof(key), s->gw->cfg->redis_prefix, s->token_hash);
-    const char *argv[] = {"GET", key};
-    size_t lens[] = {3, strlen(key)};
-    int rc = imk_link_command(s->gw->link, key, on_token_found, t, 2, argv, lens);
-    if (rc != 0) {
-        free(t);
-        answer_dispatch_failure(s, id, rc);
-        return;
+    if (req != 0) {
+        imk_pending_forget_req(s->gw->pending, req);
     }
-    s->req.op = IMK_STATS_OP_NONE; /* counted by the answer */
-    s->auth_in_flight = true;
+    free(t);
+    s->req = s->auth->req; /* counted by the answer */
+    auth_step_free(s);
+    s->auth_in_flight = false;
+    answer_dispatch_failure(s, id, rc);
 }
 
 /* A JWT is verified here, in memory; an opaque token (no dot) is looked up in Redis. */
@@ -513,6 +550,10 @@ static void do_auth(imk_session_t *s, int64_t id, json_t *data)
     const char *text = json_string_value(token);
     size_t len = json_string_length(token);
     if (memchr(text, '.', len) == NULL) {
+        if (begin_auth_step(s) == NULL) {
+            send_error(s, id, "internal", "out of memory");
+            return;
+        }
         find_opaque_token(s, id, text, len);
         return;
     }
@@ -522,7 +563,12 @@ static void do_auth(imk_session_t *s, int64_t id, json_t *data)
         auth_failed(s, id, "unauthenticated", imk_jwt_strerror(rc));
         return;
     }
-    check_auth(s, id, claims.sub, claims.iat, claims.name, claims.avatar, claims.exp);
+    if (begin_auth_step(s) == NULL) {
+        send_error(s, id, "internal", "out of memory");
+    } else {
+        uint64_t tag = ((uint64_t)claims.exp << 32) | ((uint64_t)(id > 0 ? id : 0) & 0xffffffffu);
+        check_auth(s, tag, claims.sub, claims.iat, claims.name, claims.avatar);
+    }
     imk_jwt_claims_deinit(&claims);
 }
 

@@ -93,6 +93,7 @@ test('paging with next returns every room exactly once, in order (ties by room i
     assert.equal(direct.type, 'direct');
     assertKeys(direct.peer, ['id', 'name', 'avatar', 'meta'], 'direct summary peer');
     assert.equal(direct.peer.id, X);
+    assert.equal(direct.peer.name, 'Other', 'the peer with its profile, on whichever page');
     for (const s of all) {
         assert.equal(s.last_message, null);
         assert.equal(s.unread, 0);

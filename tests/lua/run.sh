@@ -895,6 +895,7 @@ call imkit_members_remove o2 '{"room":"g2","members":["n2","p1"]}'
 check "two at once: each one's room.left then member.left" "$(evs)" \
   "${PFX}ch:u:{n2} room.left; ${PFX}ch:r:{g2} member.left; ${PFX}ch:u:{p1} room.left; ${PFX}ch:r:{g2} member.left"
 check "members named" "$(jf "${EVFR[1]:-}" data.member)|$(jf "${EVFR[3]:-}" data.member)|$(j members_count)" "n2|p1|4"
+check "each member.left skips every member removed so far" "${EVFR[1]%%$'\n'*}|${EVFR[3]%%$'\n'*}" "!skip n2|!skip n2,p1"
 call imkit_members_remove '' '{"room":"g2","members":["p2"]}'
 check "the admin removes" "$ST|$(j members_count)|$(evs)" "ok|3|${PFX}ch:u:{p2} room.left; ${PFX}ch:r:{g2} member.left"
 # The admin may remove the owner: the longest-standing member takes over (m1 joined

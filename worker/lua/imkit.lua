@@ -297,6 +297,7 @@ local DONE = nil   -- a job's compact done record, when its handler has a replay
 local HOME = nil   -- the declared key of a job: "{<room or client id>}", or nil (see entry)
 local CLUSTER = false -- Redis is a cluster: writes to other slots go to AFTER (header)
 local AFTER = {}   -- those writes: { route key, command, arguments... } each
+local LEFT = {}    -- room id -> the ids that left it in this call (see leave_room)
 local ANSWER_AT = nil -- the index in AFTER of the write whose reply answers the job
 
 local FAIL = {} -- metatable of expected refusals (see fail)
@@ -762,13 +763,17 @@ end
 -- Takes client id out of room rid (h: the loaded room hash, kept up to date). Events, in
 -- order: room.left to the client; member.left to the room; when the owner left, the
 -- longest-standing member (smallest joined_at, ties by id bytes) becomes owner and
--- room.updated goes to the room. The room's events skip the client: on a cluster they
--- travel apart from its room.left and may reach a gateway first. A room nobody is left in
+-- room.updated goes to the room. The room's events skip the client and any other that
+-- left it in this call: on a cluster they travel apart from their room.left and may reach
+-- a gateway first. A room nobody is left in
 -- is deleted (no member.left: nobody would get it). Returns true when the room was
 -- deleted. Outbox: member.left (also for the last member), then room.updated or
 -- room.deleted.
 local function leave_room(rid, h, id)
   outbox_left(rid, id)
+  local gone = LEFT[rid] or {}
+  LEFT[rid] = gone
+  gone[#gone + 1] = id
   redis.call('HDEL', K.members(rid), id)
   redis.call('HDEL', K.reads(rid), id)
   elsewhere(K.user_rooms(id), 'ZREM', K.user_rooms(id), rid)
@@ -781,14 +786,14 @@ local function leave_room(rid, h, id)
   end
   redis.call('HSET', K.room(rid), 'members_count', h.members_count)
   if h.type == 'direct' then forget_direct(rid, id, rest[1].id) end
-  emit_skip(CH.room(rid), { id }, 'member.left', obj('room', rid, 'member', id))
+  emit_skip(CH.room(rid), gone, 'member.left', obj('room', rid, 'member', id))
   if h.owner == id then
     local heir = rest[1]
     h.owner, h.updated_at = heir.id, fmt_int(math.max(now_ms(), num(h.updated_at)))
     redis.call('HSET', K.members(rid), heir.id, 'owner|' .. fmt_int(heir.joined_at))
     redis.call('HSET', K.room(rid), 'owner', h.owner, 'updated_at', h.updated_at)
     local room = room_obj(rid, h)
-    emit_skip(CH.room(rid), { id }, 'room.updated', room)
+    emit_skip(CH.room(rid), gone, 'room.updated', room)
     outbox('room.updated', room)
   end
   return false
@@ -933,9 +938,9 @@ local function update_profile(id, prof, fields)
   if #set > 0 then redis.call('HSET', K.user(id), unpack(set)) end
 end
 
--- Who a token names (the gateway verified a JWT or found an opaque token's client and
--- issue time), refused when revoked: the common part of imkit_auth and imkit_auth_check. Returns the id, the token's name and avatar, and the
--- raw profile hash (nil when none).
+-- Who a token names (the gateway verified a JWT, or found an opaque token's client and
+-- issue time), refused when revoked: the common part of imkit_auth and imkit_auth_check.
+-- Returns the id, the token's name and avatar, and the raw profile hash (nil when none).
 local function auth_identity(args)
   local id = arg_str(args, 'sub')
   if not id then fail('bad_request', 'sub: required') end
@@ -1424,7 +1429,9 @@ local function list_before(a, b) -- a comes before b in the room list
   return bytes_less(a.rid, b.rid)
 end
 
--- imkit_room_list: args limit, before?  ->  {"rooms","next","unread_total"}
+-- imkit_room_list: args limit, before?  ->  {"rooms","next","unread_total"}. One Redis only
+-- (a query runs with CLUSTER false, so room_summary names the peer itself); on a cluster
+-- the gateway gathers the list (imkit_room_index, imkit_room_row).
 local function fn_room_list(args)
   if FROM == '' then fail('bad_request', 'from: the client whose rooms to list is required') end
   local limit = clamp(arg_int(args, 'limit') or 20, 1, 100)
@@ -1684,7 +1691,7 @@ end
 --   ->  {"rooms":[summary…],"left":[ids],"messages":{"<rid>":[…]},"has_more":{"<rid>":bool}}
 -- rooms: every room the client is in, in room.list order; left: the rooms of known it is
 -- not in (byte order); messages/has_more: for the rooms of known with newer messages, up
--- to 100 after the held seq, oldest first.
+-- to 100 after the held seq, oldest first. One Redis only, as imkit_room_list.
 local function fn_sync(args)
   if FROM == '' then fail('bad_request', 'from: sync is for a client') end
   local known = args.known or {}
@@ -1847,7 +1854,7 @@ local function entry(handler, mode, replay)
     P, FROM, NOW, EVENTS, OUTBOX, DONE, HOME = argv[1], argv[2], nil, {}, nil, nil, keys[1]
     CLUSTER = mode == FOLLOW_UP or (mode == JOB and argv[6] == '1') or
       (mode == SELF_PUBLISH and argv[4] == '1')
-    AFTER, ANSWER_AT = {}, nil
+    AFTER, ANSWER_AT, LEFT = {}, nil, {}
     if mode ~= JOB then return run(handler, argv[3], mode == SELF_PUBLISH) end
     local job = argv[4] ~= '' and argv[4] or nil
     if job then

@@ -68,7 +68,8 @@ int main(int argc, char **argv)
     }
     imk_consumer_t *consumer = imk_consumer_create(&cfg, name);
     if (consumer == NULL) {
-        fprintf(stderr, "imkit-worker: bad redis.url '%s', or no memory\n", redis);
+        fprintf(stderr, "imkit-worker: bad redis.url '%s', redis.prefix too long, or no memory\n",
+                redis);
         imk_config_deinit(&cfg);
         return 2;
     }

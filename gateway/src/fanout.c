@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CATCH_UP_OVERLAP_MS 10000 /* see caught_up_already */
+
 /* The local sessions of one room or one client. */
 struct group {
     imk_session_t **items;
@@ -23,7 +25,9 @@ struct group {
      * events arriving until then wait in held (each as a size_t length and its bytes). */
     bool catching_up;
     bool fetching;
-    int64_t after_seq;
+    int64_t after_seq;    /* catching up: the room's last seq at the join; then: the last
+                           * message the catch-up delivered */
+    int64_t caught_up_ms; /* when the catch-up ended (0: not recently), see caught_up_already */
     imk_buf_t held;
 };
 
@@ -370,6 +374,26 @@ static int parse_channel(const char *name, size_t len, char *kind, const char **
     return 0;
 }
 
+static int64_t message_seq(const char *payload, size_t len);
+
+/* Whether payload is a message the catch-up already delivered from history. A worker
+ * publishes a message after its call has stored it, so a history read can see a message
+ * whose event comes after the catch-up ended; for CATCH_UP_OVERLAP_MS after it, message
+ * events up to the last seq it delivered are dropped (the only time live events are parsed
+ * here). */
+static bool caught_up_already(struct group *g, const char *payload, size_t len)
+{
+    if (g->caught_up_ms == 0) {
+        return false;
+    }
+    if (imk_now_ms() - g->caught_up_ms > CATCH_UP_OVERLAP_MS) {
+        g->caught_up_ms = 0;
+        return false;
+    }
+    int64_t seq = message_seq(payload, len);
+    return seq > 0 && seq <= g->after_seq;
+}
+
 void imk_fanout_deliver(imk_fanout_t *f, const char *channel, size_t channel_len,
                         const char *payload, size_t payload_len)
 {
@@ -387,7 +411,7 @@ void imk_fanout_deliver(imk_fanout_t *f, const char *channel, size_t channel_len
         if (g != NULL && g->catching_up) {
             imk_buf_append(&g->held, &payload_len, sizeof(payload_len));
             imk_buf_append(&g->held, payload, payload_len);
-        } else {
+        } else if (g == NULL || !caught_up_already(g, payload, payload_len)) {
             send_to_room(g, payload, payload_len);
         }
     } else if (kind == 'u') {
@@ -451,9 +475,12 @@ static void finish_catch_up(struct group *g, json_t *messages)
         if (seq == 0 || seq > last) {
             send_to_room(g, payload, len);
         }
+        last = seq > last ? seq : last;
         off += sizeof(len) + len;
     }
     imk_buf_deinit(&g->held);
+    g->after_seq = last;
+    g->caught_up_ms = imk_now_ms();
 }
 
 static void on_history(struct redisReply *reply, void *arg)

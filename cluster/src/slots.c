@@ -317,8 +317,8 @@ static long first_tag_in(uint32_t lo, uint32_t hi)
 int imk_cluster_job_streams(char (*out)[IMK_KEY_MAX], int partitions, const char *prefix,
                             bool cluster)
 {
-    if (partitions < 1 || partitions > 256 || (cluster && strchr(prefix, '{') != NULL)) {
-        return IMK_EINVAL; /* a '{' in the prefix would be every key's hash tag */
+    if (partitions < 1 || partitions > 256) {
+        return IMK_EINVAL;
     }
     for (int p = 0; p < partitions; p++) {
         if (!cluster) {

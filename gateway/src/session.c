@@ -427,6 +427,15 @@ static struct imk_auth_step *begin_auth_step(imk_session_t *s)
     return a;
 }
 
+/* Ends s->auth's step unanswered by Redis: the request is counted by the failure answered. */
+static void abandon_auth_step(imk_session_t *s, int64_t id, int rc)
+{
+    s->req = s->auth->req;
+    auth_step_free(s);
+    s->auth_in_flight = false;
+    answer_dispatch_failure(s, id, rc);
+}
+
 /* Runs the auth of a verified identity in s->auth's step: the check first
  * (imkit_auth_check), then maybe the job. tag as on_auth_answer's (exp_s 0: an opaque
  * token). */
@@ -441,13 +450,12 @@ static void check_auth(imk_session_t *s, uint64_t tag, const char *sub, int64_t 
                  : imk_dispatch(s->gw, &check, on_auth_checked, s, tag);
     if (rc == 0) {
         s->waiting++;
-        return;
+    } else {
+        abandon_auth_step(s, (int64_t)(tag & 0xffffffffu), rc);
     }
-    s->req = a->req; /* counted by the answer */
-    auth_step_free(s);
-    s->auth_in_flight = false;
-    answer_dispatch_failure(s, (int64_t)(tag & 0xffffffffu), rc);
 }
+
+static const char unknown_token[] = "unknown or expired token";
 
 /* "<client id> <iat>", an opaque token's key's value: 0, or -1 when it is not that. */
 static int parse_token_value(const char *v, size_t len, char sub[IMK_ID_MAX + 1], int64_t *iat)
@@ -472,8 +480,7 @@ static void on_token_found(void *ctx, uint64_t tag, const char *status, size_t s
     if (!status_is(status, status_len, "ok")) {
         on_auth_answer(s, tag, status, status_len, body, body_len);
     } else if (parse_token_value(body, body_len, sub, &iat) != 0) {
-        static const char unknown[] = "unknown or expired token";
-        on_auth_answer(s, tag, "unauthenticated", 15, unknown, sizeof(unknown) - 1);
+        on_auth_answer(s, tag, "unauthenticated", 15, unknown_token, sizeof(unknown_token) - 1);
     } else {
         s->waiting--;
         check_auth(s, tag, sub, iat, NULL, NULL);
@@ -489,13 +496,12 @@ struct token_read {
 static void on_token_read(struct redisReply *reply, void *arg)
 {
     struct token_read *t = arg;
-    static const char unknown[] = "unknown or expired token";
     static const char gone[] = "storage unreachable; safe to retry";
     if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
         imk_pending_answer(t->gw->pending, t->req, "ok", 2, reply->str, reply->len);
     } else if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
-        imk_pending_answer(t->gw->pending, t->req, "unauthenticated", 15, unknown,
-                           sizeof(unknown) - 1);
+        imk_pending_answer(t->gw->pending, t->req, "unauthenticated", 15, unknown_token,
+                           sizeof(unknown_token) - 1);
     } else {
         imk_pending_answer(t->gw->pending, t->req, "unavailable", 11, gone, sizeof(gone) - 1);
     }
@@ -528,10 +534,7 @@ static void find_opaque_token(imk_session_t *s, int64_t id, const char *token, s
         imk_pending_forget_req(s->gw->pending, req);
     }
     free(t);
-    s->req = s->auth->req; /* counted by the answer */
-    auth_step_free(s);
-    s->auth_in_flight = false;
-    answer_dispatch_failure(s, id, rc);
+    abandon_auth_step(s, id, rc);
 }
 
 /* A JWT is verified here, in memory; an opaque token (no dot) is looked up in Redis. */

@@ -3,6 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import {
     useCluster, jwt, nowSec, uid, assertOk, assertError, assertHttp, assertKeys, assertTs,
     CLIENT_KEYS, WsClient,
@@ -244,6 +245,20 @@ test('an opaque token issued by POST /v1/clients/{id}/tokens authenticates its c
 
     const tampered = issued.body.token.slice(0, -1) + (issued.body.token.endsWith('A') ? 'B' : 'A');
     assertError(await authOnFreshConnection(tampered), 'unauthenticated', null, 'auth with a changed opaque token');
+});
+
+test('an opaque token whose key does not hold "<client id> <issued at>" is refused as unknown', async () => {
+    const token = `imk_${uid('raw')}`;
+    const key = `${cluster.prefix}tok:${createHash('sha256').update(token).digest('hex')}`;
+    for (const value of ['garbage', 'bob', 'bob 12x', 'b/b 12', ' 12', 'bob -1', `${'a'.repeat(65)} 12`]) {
+        await cluster.redis('SET', key, value, 'EX', 60);
+        const res = await authOnFreshConnection(token);
+        assertError(res, 'unauthenticated', null, `a token key holding '${value}'`);
+        assert.equal(res.error.message, 'unknown or expired token', `the message for '${value}'`);
+    }
+    await cluster.redis('SET', key, 'bob 12', 'EX', 60);
+    assertOk(await authOnFreshConnection(token), 'the same key holding a client and a time');
+    await cluster.redis('DEL', key);
 });
 
 test('the admin API answers 401 without a key or with a wrong one', async () => {

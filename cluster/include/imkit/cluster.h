@@ -52,8 +52,9 @@ uint16_t imk_cluster_slot(const char *key, size_t len);
  * slot lies in the middle half of the p-th of partitions equal shares of the slots, so that
  * the streams spread over the masters as the slots do: with the slots split evenly over M
  * masters (redis-cli --cluster create) and partitions a multiple of M, each master holds
- * partitions / M streams. Returns 0, or IMK_EINVAL when partitions is out of range, a name
- * does not fit, or on a cluster the prefix holds a '{' (it would be every key's hash tag). */
+ * partitions / M streams (a prefix with '{' would defeat the tags: imk_cluster_check_config
+ * refuses it). Returns 0, or IMK_EINVAL when partitions is out of range or a name does not
+ * fit. */
 int imk_cluster_job_streams(char (*out)[IMK_KEY_MAX], int partitions, const char *prefix,
                             bool cluster);
 

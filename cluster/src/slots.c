@@ -133,9 +133,9 @@ int imk_cluster_check_config(const char *seeds, const char *prefix, char *err, s
                  IMK_CLUSTER_SEEDS_MAX);
         return IMK_EINVAL;
     }
-    if (strchr(prefix, '{') != NULL) {
+    if (strpbrk(prefix, "{}") != NULL) {
         snprintf(err, errlen,
-                 "redis.prefix: no '{' on a Redis Cluster (it would be every "
+                 "redis.prefix: no '{' or '}' on a Redis Cluster (they would make or end every "
                  "key's hash tag)");
         return IMK_EINVAL;
     }

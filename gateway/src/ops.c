@@ -740,12 +740,13 @@ static int build_client_id(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out
     return build_one_id(data, out, route, err, "id");
 }
 
-/* Admin: GET /v1/events?after=&limit=: after is an event id ("<ms>-<n>"), exclusive. */
+/* Admin: GET /v1/events?after=&limit=: after is an event id ("<ms>-<n>"), exclusive. Routed
+ * to the outbox stream's slot: "{<prefix>events}" hashes as "<prefix>events" does. */
 static int build_events_get(const imk_op_ctx_t *ctx, json_t *data, imk_buf_t *out,
                             imk_op_route_t *route, imk_op_error_t *err)
 {
-    (void)ctx;
-    (void)route;
+    snprintf(route->home, sizeof(route->home), "%sevents", ctx->cfg->redis_prefix);
+    route->partition = route->home;
     const char *after;
     size_t after_len;
     bool present;

@@ -1,6 +1,6 @@
 // redis.cluster at start-up, with no Redis at all: a malformed seed list or too many seeds
 // stop the gateway and the worker at once with status 2 (the gateway before any process is
-// forked), and the worker refuses the events feed on a cluster, which it cannot write yet.
+// forked), and so does a redis.prefix holding '{' or '}', which would break the hash tags.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,8 +39,12 @@ test('the worker refuses a malformed redis.cluster or too many seeds with status
     }
 });
 
-test('the worker refuses the events feed on a cluster with status 2', () => {
-    const r = run('imkit-worker', '127.0.0.1:7000', ['--set', 'events.retention_s=3600']);
-    assert.deepEqual([r.status, r.signal], [2, null], r.stderr);
-    assert.match(r.stderr, /events\.retention_s: the events feed and webhooks do not run on a Redis Cluster yet/);
+test('both refuse a redis.prefix with a brace on a cluster with status 2', () => {
+    for (const bin of ['imkit-gateway', 'imkit-worker']) {
+        for (const prefix of ['app{1}:', 'app}:']) {
+            const r = run(bin, '127.0.0.1:7000', ['--set', `redis.prefix=${prefix}`]);
+            assert.deepEqual([r.status, r.signal], [2, null], `${bin} ${prefix}: ${r.stderr}`);
+            assert.match(r.stderr, /redis\.prefix: no '\{' or '\}' on a Redis Cluster/, `${bin} ${prefix}`);
+        }
+    }
 });

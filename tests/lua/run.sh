@@ -236,7 +236,7 @@ check "FUNCTION LOAD" "$out" "imkit"
 out=$(rc -x FUNCTION LOAD REPLACE <"$LIB")
 check "FUNCTION LOAD REPLACE twice" "$out" "imkit"
 nfun=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -c '^imkit_')
-check "36 functions registered" "$nfun" 36
+check "37 functions registered" "$nfun" 37
 for f in imkit_client_get imkit_client_card imkit_room_get imkit_room_list imkit_room_index imkit_room_row imkit_msg_history imkit_sync imkit_presence_get \
   imkit_events_get imkit_auth_check; do
   flags=$(rc FUNCTION LIST LIBRARYNAME imkit | grep -A4 "^$f\$" | sed -n 5p)
@@ -1663,6 +1663,50 @@ check "the flag \"0\" or absent: no entry" "$ST|$(rc XLEN "${PFX}events")" "ok|$
 call imkit_msg_send of1 '{"room":"gof","cid":"c1","type":"text","text":"x"}' j-of-3 1
 check "a job done with the feed off, replayed with it on: its reply, no entry" \
   "$ST|$(j seq)|$(rc XLEN "${PFX}events")" "ok|1|$L0"
+
+#######################################################################################
+section "outbox on a cluster"
+# A job called with the cluster flag cannot write the stream (another slot): it hands back
+# imkit_outbox_add, which the worker runs in the stream's slot, once per job and home; for
+# message.sent the worker replaces its last argument (the members) with those offline.
+L0=$(rc XLEN "${PFX}events")
+JOB_HOME='{oc1}' call imkit_room_create occ '{"type":"group","id":"oc1","members":["ocm"]}' j-oc-1 1 1
+check "a cluster job: no entry written in its call" "$ST|$(rc XLEN "${PFX}events")" "ok|$L0"
+# (redis-cli prints the handed-back command's array flattened into the reply's lines)
+check_match "the outbox write is handed back: channel '+', imkit_outbox_add in the stream's slot" \
+  "${LINES[*]}" "oc1 [+] ${PFX}events FCALL imkit_outbox_add 1 ${PFX}events ${PFX} "
+JOB_HOME='{oc1}' call imkit_msg_send occ '{"room":"oc1","cid":"c1","type":"text","text":"x"}' j-oc-2 1 1
+check "message.sent: channel '?', the last argument the members to check" \
+  "$ST|${LINES[4]:-}|${LINES[7]:-}|$(tr , '\n' <<<"${LINES[-1]}" | sort | tr '\n' ' ')|$(rc XLEN "${PFX}events")" \
+  "ok|?|imkit_outbox_add|occ ocm |$L0"
+MSG=${EVFR[0]#'{"ev":"message","data":'}
+MSG=${MSG%\}}
+JOB_HOME='{oc1}' call imkit_msg_send occ '{"room":"oc1","cid":"c1","type":"text","text":"x"}' j-oc-2 1 1
+check "replayed: the outbox write handed back again" "$ST|${LINES[4]:-}|${LINES[7]:-}" "ok|?|imkit_outbox_add"
+call imkit_msg_send occ '{"room":"oc1","cid":"c2","type":"text","text":"y"}' j-oc-3 1 0
+check "the feed on, one Redis: no pair" "$ST|${#LINES[@]}" "ok|4"
+outbox_read
+ENTRY="[\"message.sent\",\"5\",$(py -c 'import json,sys; print(json.dumps(sys.argv[1]))' "${MSG%\}}"),true]"
+call imkit_outbox_add '' "{\"id\":\"j-oc-2:{oc1}\",\"entries\":[$ENTRY]}" '' 0 'occ,ocm'
+expect ok "imkit_outbox_add"
+outbox_read
+check "message.sent completed with the offline ids the worker gave" "$NOB|${OBTYPE[*]:-}|${OBTS[0]:-}|${OBDATA[0]:-}" \
+  "1|message.sent|5|${MSG%\}},\"offline\":[\"occ\",\"ocm\"]}"
+check "kept 24 h" "$(( $(rc PTTL "${PFX}events:done:{${PFX}events}:j-oc-2:{oc1}") > 86390000 ))" 1
+call imkit_outbox_add '' "{\"id\":\"j-oc-2:{oc1}\",\"entries\":[$ENTRY]}" '' 0 ''
+outbox_read
+check "the same write again: no second entry" "$ST|$NOB" "ok|0"
+call imkit_outbox_add '' '{"id":"j-oc-4:{x}","entries":[["room.updated","7","{\"id\":\"x\"}",false]]}' '' 0 ''
+outbox_read
+check "an entry not marked offline: its data as given" "$NOB|${OBTYPE[*]:-}|${OBDATA[0]:-}" '1|room.updated|{"id":"x"}'
+call imkit_outbox_add '' '{"id":"j-oc-5:{x}","entries":[["message.sent","7","{\"seq\":1",true]]}' '' 0 ''
+outbox_read
+check "nobody offline: an empty list" "${OBDATA[0]:-}" '{"seq":1,"offline":[]}'
+call imkit_members_add occ '{"room":"oc1","members":["ocn"]}' j-oc-6 1 1
+check "a member's profile is made in its slot" "$ST|$(rc EXISTS "${PFX}u:{ocn}")" "ok|0"
+for ((i = 0; i < ${#LINES[@]}; i++)); do [ "${LINES[i]}" = imkit_profile_ensure ] && break; done
+check "that write carries the job id and the feed flag" "${LINES[*]:i:3}|${LINES[*]:i+6:2}" \
+  "imkit_profile_ensure 1 {ocn}|j-oc-6 1"
 
 #######################################################################################
 section "events_get"

@@ -149,11 +149,14 @@ static void test_check_config(void **state)
     assert_int_equal(imk_cluster_check_config(many, "imkit:", err, sizeof(err)), 0);
     strcat(many, ",10.0.0.2:7000");
     assert_int_equal(imk_cluster_check_config(many, "imkit:", err, sizeof(err)), IMK_EINVAL);
-    /* A '{' in the prefix would make it every key's hash tag: refused on a cluster only. */
+    /* A '{' in the prefix would make it every key's hash tag, a '}' would end the tag of
+     * the outbox's keys early: refused on a cluster only. */
     assert_int_equal(imk_cluster_check_config("127.0.0.1:7000", "app{1}:", err, sizeof(err)),
                      IMK_EINVAL);
-    assert_string_equal(
-        err, "redis.prefix: no '{' on a Redis Cluster (it would be every key's hash tag)");
+    assert_string_equal(err, "redis.prefix: no '{' or '}' on a Redis Cluster (they would make "
+                             "or end every key's hash tag)");
+    assert_int_equal(imk_cluster_check_config("127.0.0.1:7000", "app}:", err, sizeof(err)),
+                     IMK_EINVAL);
     assert_int_equal(imk_cluster_check_config("", "app{1}:", err, sizeof(err)), 0);
 }
 

@@ -82,5 +82,5 @@ test('the other processes lived through it', async () => {
     await sleep(100);
     const dead = cluster.serverProcs.filter((p) => !p.alive && !p.expectedStop).map((p) => `${p.name} ${p.describeExit()}`);
     assert.deepEqual(dead, []);
-    assert.ok(cluster.redisProc.alive);
+    assert.ok(cluster.redisAlive());
 });

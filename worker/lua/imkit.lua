@@ -299,6 +299,9 @@ local CLUSTER = false -- Redis is a cluster: writes to other slots go to AFTER (
 local AFTER = {}   -- those writes: { route key, command, arguments... } each
 local LEFT = {}    -- room id -> the ids that left it in this call (see leave_room)
 local ANSWER_AT = nil -- the index in AFTER of the write whose reply answers the job
+local JOB_ID = nil -- the job's id, also in its writes for other slots (header: Outbox)
+local OFFLINE = '' -- imkit_outbox_add: the offline ids the worker filled in (header: Outbox)
+local DONE_TTL_MS = '86400000' -- how long a job's reply (and outbox write) is kept: 24 h
 
 local FAIL = {} -- metatable of expected refusals (see fail)
 
@@ -420,7 +423,8 @@ end
 local function call_elsewhere(id, name, fn, args, answers)
   if CLUSTER then
     local tag = '{' .. id .. '}'
-    AFTER[#AFTER + 1] = { tag, 'FCALL', name, '1', tag, P, '', cmsgpack.pack(args) }
+    AFTER[#AFTER + 1] = { tag, 'FCALL', name, '1', tag, P, '', cmsgpack.pack(args), JOB_ID or '',
+      OUTBOX and '1' or '0' }
     if answers then ANSWER_AT = #AFTER end
     return obj() -- a placeholder: the worker answers with that reply
   end
@@ -447,6 +451,9 @@ function K.done(job) -- a job's reply (cmsgpack), in the slot of the job's home 
   return P .. 'done:' .. (HOME and HOME .. ':' or '') .. job
 end
 function K.events() return P .. 'events' end                      -- the outbox stream
+function K.events_done(id) -- an outbox write applied (cluster), in the stream's slot
+  return P .. 'events:done:{' .. P .. 'events}:' .. id
+end
 function K.direct(a, b) -- the pair in byte order, so both sides find the same key
   if bytes_less(b, a) then a, b = b, a end
   return P .. 'direct:{' .. a .. '|' .. b .. '}'
@@ -629,6 +636,21 @@ local function offline_members(rid)
     if not is_connected(id) then ids[#ids + 1] = id end
   end
   return ids
+end
+
+-- Queues message.sent: the stored message byte for byte, plus "offline". On a cluster the
+-- members' presence is in their own slots: the entry keeps the message open (no closing
+-- brace) and names the members to check, and imkit_outbox_add closes it with those the
+-- worker found offline (header: Outbox).
+local function outbox_message(rid, text, ts)
+  if not OUTBOX then return end
+  if not CLUSTER then
+    outbox('message.sent', raw(text:sub(1, -2) .. ',"offline":' .. json(offline_members(rid)) ..
+      '}'), ts)
+    return
+  end
+  outbox('message.sent', raw(text:sub(1, -2)), ts)
+  OUTBOX[#OUTBOX].offline = redis.call('HKEYS', K.members(rid))
 end
 
 -- room: {"id","type","name","cover","meta","owner","members_count","created_at","updated_at","last_seq"}
@@ -1509,22 +1531,23 @@ local function fn_msg_send(args)
   redis.call('HSET', K.cids(rid), FROM .. '|' .. cid, stored)
   redis.call('HSET', K.reads(rid), FROM, fmt_int(m.seq)) -- own messages are never unread
   emit(CH.room(rid), 'message', raw(text))
-  if OUTBOX then -- the stored message byte for byte, plus "offline"
-    outbox('message.sent', raw(text:sub(1, -2) .. ',"offline":' .. json(offline_members(rid)) .. '}'),
-      m.ts)
-  end
+  outbox_message(rid, text, m.ts)
   DONE = stored
   return send_answer(rid, m.seq, m.ts, cid)
 end
 
 -- The same send job again, from its compact done record "<seq>|<ts>": the answer and the
 -- message event of the first run, rebuilt from the log (the event is left out once
--- retention has trimmed the message).
+-- retention has trimmed the message). On a cluster, its outbox entry too: the write of the
+-- first run may not have happened, and imkit_outbox_add applies it once.
 local function replay_msg_send(args, record)
   local rid, cid = arg_str(args, 'room', true), arg_str(args, 'cid', true)
   local seq, ts = seq_ts(record)
   local entry = redis.call('XRANGE', K.log(rid), stream_id(seq), stream_id(seq))[1]
-  if entry then emit(CH.room(rid), 'message', raw(entry[2][2])) end
+  if entry then
+    emit(CH.room(rid), 'message', raw(entry[2][2]))
+    if CLUSTER then outbox_message(rid, entry[2][2], ts) end
+  end
   return send_answer(rid, seq, ts, cid)
 end
 
@@ -1794,6 +1817,24 @@ local function fn_events_get(args)
   return obj('events', events)
 end
 
+-- imkit_outbox_add (FOLLOW_UP, a cluster only): args id (the write's, '' = not
+-- deduplicated), entries ({type, ts, data, offline?}...)  ->  {}. Appends a call's outbox
+-- entries, once per id: a replayed job hands the same write back. An entry marked offline
+-- is message.sent, its data the message without its closing brace; OFFLINE completes it.
+local function fn_outbox_add(args)
+  local id = arg_str(args, 'id') or ''
+  if id ~= '' and not redis.call('SET', K.events_done(id), '1', 'NX', 'PX', DONE_TTL_MS) then
+    return obj()
+  end
+  local offline = arr()
+  for c in OFFLINE:gmatch('[^,]+') do offline[#offline + 1] = c end
+  for _, e in ipairs(args.entries or {}) do
+    local data = e[4] and (e[3] .. ',"offline":' .. json(offline) .. '}') or e[3]
+    redis.call('XADD', K.events(), '*', 'type', e[1], 'ts', e[2], 'data', data)
+  end
+  return obj()
+end
+
 ---------------------------------------------------------------------------------------
 -- 8. The wrapper, and registration
 ---------------------------------------------------------------------------------------
@@ -1803,7 +1844,31 @@ end
 -- gateway's own bookkeeping that publishes its events itself (SELF_PUBLISH: header,
 -- Reply), or a job's part in another slot on a cluster (FOLLOW_UP: header, Other slots).
 local JOB, SELF_PUBLISH, FOLLOW_UP = 'job', 'self-publish', 'follow-up'
-local DONE_TTL_MS = '86400000' -- how long a job's reply is kept: 24 h
+
+-- Writes the call's queued outbox entries: on one Redis now; on a cluster, in the stream's
+-- slot, handed back as the pair {'+' or '?', imkit_outbox_add}: '?' when the last argument
+-- lists members whose presence the worker must check, and replace with those offline
+-- (header: Outbox).
+local function write_outbox(reply)
+  local entries, members = {}, nil
+  for _, e in ipairs(OUTBOX or {}) do
+    local d = e.data
+    if type(d) == 'function' then d = d() end
+    entries[#entries + 1] = { e.type, fmt_int(e.ts or now_ms()), json(d), e.offline ~= nil }
+    members = e.offline or members
+  end
+  if #entries == 0 then return end
+  if not CLUSTER then
+    for _, e in ipairs(entries) do
+      redis.call('XADD', K.events(), '*', 'type', e[1], 'ts', e[2], 'data', e[3])
+    end
+    return
+  end
+  local id = JOB_ID and (JOB_ID .. ':' .. (HOME or '')) or ''
+  reply[#reply + 1] = members and '?' or '+'
+  reply[#reply + 1] = { K.events(), 'FCALL', 'imkit_outbox_add', '1', K.events(), P, '',
+    cmsgpack.pack({ id = id, entries = entries }), '', '0', table.concat(members or {}, ',') }
+end
 
 -- Runs handler(args) -> data once and answers in the reply format; writes the queued
 -- outbox entries when it succeeded.
@@ -1832,12 +1897,7 @@ local function run(handler, packed, self_publish)
     reply[#reply + 1] = i == ANSWER_AT and '=' or ''
     reply[#reply + 1] = a
   end
-  for _, e in ipairs(OUTBOX or {}) do
-    local d = e.data
-    if type(d) == 'function' then d = d() end
-    redis.call('XADD', K.events(), '*', 'type', e.type, 'ts', fmt_int(e.ts or now_ms()),
-      'data', json(d))
-  end
+  write_outbox(reply)
   return reply
 end
 
@@ -1854,9 +1914,18 @@ local function entry(handler, mode, replay)
     P, FROM, NOW, EVENTS, OUTBOX, DONE, HOME = argv[1], argv[2], nil, {}, nil, nil, keys[1]
     CLUSTER = mode == FOLLOW_UP or (mode == JOB and argv[6] == '1') or
       (mode == SELF_PUBLISH and argv[4] == '1')
-    AFTER, ANSWER_AT, LEFT = {}, nil, {}
-    if mode ~= JOB then return run(handler, argv[3], mode == SELF_PUBLISH) end
+    AFTER, ANSWER_AT, LEFT, JOB_ID, OFFLINE = {}, nil, {}, nil, ''
+    if mode == SELF_PUBLISH or mode == nil then
+      return run(handler, argv[3], mode == SELF_PUBLISH)
+    end
+    -- a job, or one of its writes for other slots: <job id> <events> (and <offline>)
     local job = argv[4] ~= '' and argv[4] or nil
+    JOB_ID = job
+    if argv[5] == '1' then OUTBOX = { left = {} } end
+    if mode == FOLLOW_UP then
+      OFFLINE = argv[6] or ''
+      return run(handler, argv[3], false)
+    end
     if job then
       local done = redis.call('GET', K.done(job))
       if done and replay and done:byte(1) == 35 then -- '#'
@@ -1864,7 +1933,6 @@ local function entry(handler, mode, replay)
       end
       if done then return cmsgpack.unpack(done) end
     end
-    if argv[5] == '1' then OUTBOX = { left = {} } end
     local reply = run(handler, argv[3], false)
     if job then
       local record = (replay and DONE) and ('#' .. DONE) or cmsgpack.pack(reply)
@@ -1914,6 +1982,7 @@ local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list 
   { 'imkit_direct_open', fn_direct_open, WRITE, FOLLOW_UP },
   { 'imkit_direct_forget', fn_direct_forget, WRITE, FOLLOW_UP },
   { 'imkit_peer_joined', fn_peer_joined, WRITE, FOLLOW_UP },
+  { 'imkit_outbox_add', fn_outbox_add, WRITE, FOLLOW_UP },
 }
 
 for i = 1, #FUNCTIONS do -- a plain loop: ipairs is not reachable at load time

@@ -10,7 +10,9 @@
  * reads have connections of their own (readers.h). */
 #include "consumer.h"
 #include "functions.h"
+#include "outbox_writes.h"
 #include "readers.h"
+#include "redis_client.h"
 #include "worker_stats.h"
 #include "imkit/cluster.h"
 #include "imkit/err.h"
@@ -18,7 +20,6 @@
 #include "imkit/job.h"
 #include "imkit/keys.h"
 #include "imkit/log.h"
-#include "imkit/redis_url.h"
 
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
@@ -31,7 +32,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define MAX_ARGS 16        /* of a command built from strings, or handed back for a slot */
-#define FOLLOW_UP_ROUNDS 3 /* writes for other slots, then theirs, then theirs (publishes) */
+#define FOLLOW_UP_ROUNDS 4 /* writes for other slots, then theirs, and so on (publishes) */
 
 struct imk_consumer {
     const imk_config_t *cfg;
@@ -85,26 +86,6 @@ static uint16_t slot_of(const char *key)
     return imk_cluster_slot(key, strlen(key));
 }
 
-/* The routing client for redis.cluster when set, else for redis.url. Commands block up to
- * worker.block_ms plus 5 s: anything much slower means Redis is gone. */
-static imk_cluster_client_t *create_client(const imk_config_t *cfg)
-{
-    imk_redis_url_t url;
-    if (imk_redis_url_parse(cfg->redis_url, &url) != 0) {
-        return NULL;
-    }
-    int timeout_ms = cfg->worker_block_ms + 5000;
-    const char *password = url.password[0] != '\0' ? url.password : NULL;
-    if (cfg->redis_cluster[0] == '\0') {
-        imk_cluster_addr_t node = {.port = url.port};
-        snprintf(node.host, sizeof(node.host), "%s", url.host);
-        return imk_cluster_client_create_single(&node, timeout_ms, NULL, password, url.db);
-    }
-    imk_cluster_addr_t seeds[IMK_CLUSTER_SEEDS_MAX];
-    int n = imk_cluster_parse_seeds(cfg->redis_cluster, seeds, IMK_CLUSTER_SEEDS_MAX);
-    return n > 0 ? imk_cluster_client_create(seeds, n, timeout_ms, NULL, password) : NULL;
-}
-
 imk_consumer_t *imk_consumer_create(const imk_config_t *cfg, const char *name)
 {
     imk_consumer_t *c = calloc(1, sizeof(*c));
@@ -117,7 +98,9 @@ imk_consumer_t *imk_consumer_create(const imk_config_t *cfg, const char *name)
     c->publish = c->cluster ? "SPUBLISH" : "PUBLISH";
     c->nstreams = cfg->jobs_partitions;
     c->streams = calloc((size_t)c->nstreams, sizeof(*c->streams));
-    c->redis = create_client(cfg);
+    /* Commands block up to worker.block_ms plus 5 s: anything much slower means Redis is
+     * gone. */
+    c->redis = imk_worker_redis_client(cfg, cfg->worker_block_ms + 5000);
     if (c->streams == NULL || c->redis == NULL) {
         imk_consumer_destroy(c);
         return NULL;
@@ -331,12 +314,13 @@ static bool answers_job(const redisReply *channel)
     return channel->len == 1 && channel->str[0] == '=';
 }
 
-/* Whether a reply's pair is a write for another slot: channel '' (or '=', answers_job) and
- * payload [route key, command, arguments...], all strings, at most MAX_ARGS after the route
- * (Lua header: Other slots). */
+/* Whether a reply's pair is a write for another slot: channel '' (or '=', answers_job, or
+ * '+' and '?', an outbox write: outbox_writes.h) and payload [route key, command,
+ * arguments...], all strings, at most MAX_ARGS after the route (Lua header: Other slots). */
 static bool is_follow_up(const redisReply *channel, const redisReply *payload)
 {
-    if (channel->type != REDIS_REPLY_STRING || (channel->len != 0 && !answers_job(channel)) ||
+    if (channel->type != REDIS_REPLY_STRING ||
+        (channel->len != 0 && !answers_job(channel) && !imk_outbox_write_marked(channel)) ||
         payload->type != REDIS_REPLY_ARRAY || payload->elements < 2 ||
         payload->elements > MAX_ARGS + 1) {
         return false;
@@ -589,14 +573,21 @@ struct follow_up {
 
 /* Queues the writes for other slots that reply r hands back, and the publish of its events
  * when it is itself a write's reply (a job's own events go out with its answer), for job
- * j. Grows *list (capacity *cap) with one entry per command queued. Returns 0 or
- * IMK_ENOMEM. */
-static int queue_follow_ups(imk_consumer_t *c, size_t j, const redisReply *r, bool publish,
-                            struct follow_up **list, size_t *count, size_t *cap)
+ * j, in round; holds its outbox write in held. Grows *list (capacity *cap) with one entry
+ * per command queued. Returns 0 or IMK_ENOMEM. */
+static int queue_follow_ups(imk_consumer_t *c, size_t j, int round, const redisReply *r,
+                            bool publish, imk_outbox_writes_t *held, struct follow_up **list,
+                            size_t *count, size_t *cap)
 {
     for (size_t i = 2; i + 1 < r->elements; i += 2) {
         const redisReply *w = r->element[i + 1];
         bool write = is_follow_up(r->element[i], w);
+        if (write && imk_outbox_write_marked(r->element[i])) {
+            if (imk_outbox_writes_hold(held, j, round, r->element[i], w) != 0) {
+                return IMK_ENOMEM;
+            }
+            continue;
+        }
         if (!write && !publish) {
             continue;
         }
@@ -645,10 +636,12 @@ static void free_follow_ups(struct follow_up *list, size_t count)
 
 /* Runs the writes for other slots that applied jobs hand back (on a cluster: Lua header,
  * Other slots), each on its key's master, round after round while the Functions among
- * them hand back more (at most FOLLOW_UP_ROUNDS), publishing those Functions' events. A
- * job with a write that failed is left to retry (it hands the same writes back when
- * replayed). Costs nothing when no job hands any back. */
-static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n)
+ * them hand back more (at most FOLLOW_UP_ROUNDS), publishing those Functions' events; the
+ * outbox writes among them are held (outbox_writes.h). A job with a write that failed is
+ * left to retry (it hands the same writes back when replayed). Costs nothing when no job
+ * hands any back. */
+static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n,
+                           imk_outbox_writes_t *held)
 {
     struct follow_up *prev = NULL;
     size_t nprev = 0;
@@ -658,12 +651,14 @@ static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n)
         int rc = 0;
         for (size_t j = 0; j < n && round == 0 && rc == 0; j++) {
             if (jobs[j].outcome == IMK_JOB_OK || jobs[j].outcome == IMK_JOB_ERROR) {
-                rc = queue_follow_ups(c, j, jobs[j].result, false, &list, &count, &cap);
+                rc =
+                    queue_follow_ups(c, j, round, jobs[j].result, false, held, &list, &count, &cap);
             }
         }
         for (size_t k = 0; k < nprev && rc == 0; k++) {
             if (prev[k].reply != NULL && result_ok(prev[k].reply)) {
-                rc = queue_follow_ups(c, prev[k].job, prev[k].reply, true, &list, &count, &cap);
+                rc = queue_follow_ups(c, prev[k].job, round, prev[k].reply, true, held, &list,
+                                      &count, &cap);
             }
         }
         free_follow_ups(prev, nprev);
@@ -716,12 +711,73 @@ static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n)
     free_follow_ups(prev, nprev);
 }
 
+/* Whether a job of the batch is still to be acknowledged with its effects. */
+static bool still_applied(const struct batch_job *bj)
+{
+    return bj->outcome != IMK_JOB_FAILED && bj->outcome != IMK_JOB_DEAD;
+}
+
+/* Runs the outbox writes held by run_follow_ups, a job's deepest first, for the jobs whose
+ * other writes all ran; a job whose write (or the presence read it needs) failed is left to
+ * retry, and its outbox write is applied once however often it is handed back. */
+static void run_outbox_writes(imk_consumer_t *c, struct batch_job *jobs, imk_outbox_writes_t *held)
+{
+    if (held->n == 0) {
+        return;
+    }
+    size_t *queued = calloc(held->n, sizeof(*queued)); /* the held write of each command */
+    redisReply **replies = calloc(held->n, sizeof(*replies));
+    int rc = queued != NULL && replies != NULL
+                 ? imk_outbox_writes_prepare(held, c->redis, c->cfg->redis_prefix)
+                 : IMK_ENOMEM;
+    size_t count = 0;
+    for (size_t i = 0; i < held->n && rc == 0; i++) {
+        imk_outbox_write_t *w = &held->v[i];
+        if (w->failed && still_applied(&jobs[w->job])) {
+            retry_or_bury(c, &jobs[w->job], "a read of members' presence failed");
+        }
+        if (still_applied(&jobs[w->job])) {
+            const char *argv[IMK_OUTBOX_WRITE_ARGS];
+            size_t lens[IMK_OUTBOX_WRITE_ARGS];
+            int argc = imk_outbox_write_command(w, argv, lens);
+            rc = queue(c, imk_cluster_slot(w->argv[0], w->lens[0]), argc, argv, lens) == 1
+                     ? 0
+                     : IMK_ENOMEM;
+            queued[count++] = i;
+        }
+    }
+    int got = rc == 0 ? imk_cluster_client_collect(c->redis, replies, (int)count) : -1;
+    if (rc != 0) { /* no memory: every job with an outbox write is retried */
+        (void)imk_cluster_client_flush(c->redis);
+        for (size_t i = 0; i < held->n; i++) {
+            if (still_applied(&jobs[held->v[i].job])) {
+                retry_or_bury(c, &jobs[held->v[i].job], "no memory for its outbox write");
+            }
+        }
+    }
+    for (size_t k = 0; k < count && rc == 0; k++) {
+        struct batch_job *bj = &jobs[held->v[queued[k]].job];
+        redisReply *r = got == (int)count ? replies[k] : NULL;
+        if ((r == NULL || r->type == REDIS_REPLY_ERROR) && still_applied(bj)) {
+            IMK_WARN("outbox_write_failed", "job=%.*s entry=%s error=\"%s\"", job_id_len(bj),
+                     job_id(bj), bj->id, r != NULL ? r->str : "node unreachable");
+            retry_or_bury(c, bj, "an outbox write failed");
+        }
+        freeReplyObject(r);
+    }
+    free(replies);
+    free(queued);
+}
+
 /* Second half of a batch: effects and acknowledgements, or leaving a failed job pending for
  * a retry. Returns 0 or IMK_EREDIS. */
 static int finish_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
 {
     judge_batch(c, jobs, n);
-    run_follow_ups(c, jobs, n);
+    imk_outbox_writes_t held = IMK_OUTBOX_WRITES_INIT;
+    run_follow_ups(c, jobs, n, &held);
+    run_outbox_writes(c, jobs, &held);
+    imk_outbox_writes_clear(&held);
     int queued = 0, events = 0, answers = 0;
     for (size_t i = 0; i < n; i++) {
         struct batch_job *bj = &jobs[i];

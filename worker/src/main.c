@@ -40,14 +40,6 @@ int main(int argc, char **argv)
         imk_config_deinit(&cfg);
         return 2;
     }
-    if (cfg.redis_cluster[0] != '\0' && cfg.events_retention_s > 0) {
-        /* The outbox is one stream, written inside every job's Function: on a cluster it
-         * lives in another slot than the job's keys (docs/ARCHITECTURE.md, Redis Cluster). */
-        fprintf(stderr, "imkit-worker: events.retention_s: the events feed and webhooks do not "
-                        "run on a Redis Cluster yet; set it to 0\n");
-        imk_config_deinit(&cfg);
-        return 2;
-    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

@@ -1,17 +1,21 @@
 /* Outbox delivery and trimming. The cursor (imkit:webhook:cursor) is the id of the last
  * event delivered or given up on; an event is retried until it is delivered or
- * webhook.retry_for_s has passed since it happened, then recorded in imkit:events:dead. */
+ * webhook.retry_for_s has passed since it happened, then recorded in imkit:events:dead.
+ * Each command goes to the master of its key's slot (on a cluster the outbox, the cursor,
+ * the lease and the dead events may live on different masters). */
 #include "webhook.h"
 #include "http_post.h"
+#include "redis_client.h"
 #include "imkit/buf.h"
+#include "imkit/cluster.h"
 #include "imkit/err.h"
 #include "imkit/log.h"
-#include "imkit/redis_url.h"
 
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +26,14 @@
 #define BATCH 32
 #define TRIM_EVERY_MS 60000
 #define BACKOFF_MAX_S 300
+#define TIMEOUT_MS 10000 /* of each connect, read or write */
+#define MAX_ARGS 8
 
 struct imk_webhook {
     const imk_config_t *cfg;
-    imk_redis_url_t url;
     char name[128];
     char outbox[256], dead[256], cursor[256], lease[256];
-    redisContext *redis;
+    imk_cluster_client_t *redis;
     volatile sig_atomic_t *stop;
     pthread_t thread;
     bool running;
@@ -57,7 +62,8 @@ imk_webhook_t *imk_webhook_create(const imk_config_t *cfg, const char *name)
     if (w == NULL) {
         return NULL;
     }
-    if (imk_redis_url_parse(cfg->redis_url, &w->url) != 0) {
+    w->redis = imk_worker_redis_client(cfg, TIMEOUT_MS);
+    if (w->redis == NULL) {
         free(w);
         return NULL;
     }
@@ -70,43 +76,41 @@ imk_webhook_t *imk_webhook_create(const imk_config_t *cfg, const char *name)
     return w;
 }
 
-static bool connected(imk_webhook_t *w)
+/* Runs one command, its arguments NUL-terminated strings up to a NULL (at most MAX_ARGS),
+ * on the master of key's slot. NULL when that master could not be reached. */
+static redisReply *command(imk_webhook_t *w, const char *key, ...)
 {
-    if (w->redis != NULL && w->redis->err == 0) {
-        return true;
+    const char *argv[MAX_ARGS];
+    size_t lens[MAX_ARGS];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, key);
+    for (const char *a = va_arg(ap, const char *); a != NULL && argc < MAX_ARGS;
+         a = va_arg(ap, const char *)) {
+        argv[argc] = a;
+        lens[argc++] = strlen(a);
     }
-    if (w->redis != NULL) {
-        redisFree(w->redis);
-    }
-    struct timeval timeout = {2, 0};
-    w->redis = redisConnectWithTimeout(w->url.host, w->url.port, timeout);
-    if (w->redis == NULL || w->redis->err) {
-        return false;
-    }
-    redisSetTimeout(w->redis, (struct timeval){10, 0});
-    if (w->url.password[0] != '\0') {
-        freeReplyObject(redisCommand(w->redis, "AUTH %s", w->url.password));
-    }
-    if (w->url.db != 0) {
-        freeReplyObject(redisCommand(w->redis, "SELECT %d", w->url.db));
-    }
-    return w->redis->err == 0;
+    va_end(ap);
+    return imk_cluster_client_command(w->redis, imk_cluster_slot(key, strlen(key)), argc, argv,
+                                      lens);
 }
 
 /* Takes or renews the lease; true when this worker is the deliverer. */
 static bool hold_lease(imk_webhook_t *w)
 {
-    redisReply *r = redisCommand(w->redis, "SET %s %s NX PX %d", w->lease, w->name, LEASE_MS);
+    char ms[16];
+    snprintf(ms, sizeof(ms), "%d", LEASE_MS);
+    redisReply *r = command(w, w->lease, "SET", w->lease, w->name, "NX", "PX", ms, NULL);
     bool mine = r != NULL && r->type == REDIS_REPLY_STATUS;
     freeReplyObject(r);
     if (mine) {
         return true;
     }
-    r = redisCommand(w->redis, "GET %s", w->lease);
+    r = command(w, w->lease, "GET", w->lease, NULL);
     mine = r != NULL && r->type == REDIS_REPLY_STRING && strcmp(r->str, w->name) == 0;
     freeReplyObject(r);
     if (mine) {
-        freeReplyObject(redisCommand(w->redis, "PEXPIRE %s %d", w->lease, LEASE_MS));
+        freeReplyObject(command(w, w->lease, "PEXPIRE", w->lease, ms, NULL));
     }
     return mine;
 }
@@ -118,14 +122,14 @@ static void trim_outbox(imk_webhook_t *w)
     char min_id[64];
     snprintf(min_id, sizeof(min_id), "%lld-0", (long long)min_ms);
     if (w->cfg->webhook_url[0] != '\0') {
-        redisReply *r = redisCommand(w->redis, "GET %s", w->cursor);
+        redisReply *r = command(w, w->cursor, "GET", w->cursor, NULL);
         long long cursor_ms = r != NULL && r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
         freeReplyObject(r);
         if (cursor_ms < min_ms) {
             snprintf(min_id, sizeof(min_id), "%lld-0", cursor_ms);
         }
     }
-    freeReplyObject(redisCommand(w->redis, "XTRIM %s MINID ~ %s", w->outbox, min_id));
+    freeReplyObject(command(w, w->outbox, "XTRIM", w->outbox, "MINID", "~", min_id, NULL));
 }
 
 /* "sha256=<hex>" for every configured secret, comma-separated (several during rotation). */
@@ -195,7 +199,7 @@ static bool nap_holding_lease(imk_webhook_t *w, int ms)
 
 static void advance(imk_webhook_t *w, const char *id)
 {
-    freeReplyObject(redisCommand(w->redis, "SET %s %s", w->cursor, id));
+    freeReplyObject(command(w, w->cursor, "SET", w->cursor, id, NULL));
 }
 
 /* Delivers one event, retrying with backoff until accepted, given up, or stopping.
@@ -214,8 +218,8 @@ static bool deliver(imk_webhook_t *w, const redisReply *entry)
         if (rc == IMK_EPROTO ||
             now_ms() - happened_ms > (int64_t)w->cfg->webhook_retry_for_s * 1000) {
             IMK_ERROR("webhook_gave_up", "event_id=%s attempts=%d", id, attempt + 1);
-            freeReplyObject(redisCommand(w->redis, "XADD %s * event %s url %s", w->dead, id,
-                                         w->cfg->webhook_url));
+            freeReplyObject(command(w, w->dead, "XADD", w->dead, "*", "event", id, "url",
+                                    w->cfg->webhook_url, NULL));
             advance(w, id);
             return true;
         }
@@ -231,12 +235,14 @@ static bool deliver(imk_webhook_t *w, const redisReply *entry)
 
 static void deliver_batch(imk_webhook_t *w)
 {
-    redisReply *cur = redisCommand(w->redis, "GET %s", w->cursor);
+    redisReply *cur = command(w, w->cursor, "GET", w->cursor, NULL);
     char start[80];
     snprintf(start, sizeof(start), "(%s",
              cur != NULL && cur->type == REDIS_REPLY_STRING ? cur->str : "0-0");
     freeReplyObject(cur);
-    redisReply *r = redisCommand(w->redis, "XRANGE %s %s + COUNT %d", w->outbox, start, BATCH);
+    char count[16];
+    snprintf(count, sizeof(count), "%d", BATCH);
+    redisReply *r = command(w, w->outbox, "XRANGE", w->outbox, start, "+", "COUNT", count, NULL);
     bool idle = r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0;
     /* The lease is renewed before each event: a batch of slow deliveries must not outlast
      * it while another worker takes over from the same cursor. */
@@ -258,10 +264,6 @@ static void *run(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals go to the consumer's thread */
     while (!*w->stop) {
-        if (!connected(w)) {
-            nap(w, 1000);
-            continue;
-        }
         if (now_ms() >= w->next_trim_ms) {
             w->next_trim_ms = now_ms() + TRIM_EVERY_MS;
             trim_outbox(w);
@@ -293,16 +295,14 @@ void imk_webhook_destroy(imk_webhook_t *w)
     if (w->running) {
         pthread_join(w->thread, NULL);
     }
-    if (w->redis != NULL) {
-        if (w->cfg->webhook_url[0] != '\0') {
-            /* Hand the lease over at once rather than after it expires. */
-            redisReply *r = redisCommand(w->redis, "GET %s", w->lease);
-            if (r != NULL && r->type == REDIS_REPLY_STRING && strcmp(r->str, w->name) == 0) {
-                freeReplyObject(redisCommand(w->redis, "DEL %s", w->lease));
-            }
-            freeReplyObject(r);
+    if (w->cfg->webhook_url[0] != '\0') {
+        /* Hand the lease over at once rather than after it expires. */
+        redisReply *r = command(w, w->lease, "GET", w->lease, NULL);
+        if (r != NULL && r->type == REDIS_REPLY_STRING && strcmp(r->str, w->name) == 0) {
+            freeReplyObject(command(w, w->lease, "DEL", w->lease, NULL));
         }
-        redisFree(w->redis);
+        freeReplyObject(r);
     }
+    imk_cluster_client_destroy(w->redis);
     free(w);
 }

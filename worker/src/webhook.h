@@ -13,7 +13,7 @@
 typedef struct imk_webhook imk_webhook_t;
 
 /* cfg is borrowed; name (the worker's) is copied. Returns NULL on no memory or a bad
- * redis.url. */
+ * redis.url or redis.cluster. */
 imk_webhook_t *imk_webhook_create(const imk_config_t *cfg, const char *name);
 
 /* Starts the thread; it runs until *stop is set. Returns 0 or IMK_EIO. */

@@ -66,7 +66,7 @@ int imk_cluster_parse_seeds(const char *text, imk_cluster_addr_t *out, int max);
 
 /* The start-up check of redis.cluster and redis.prefix shared by both binaries: 0 when
  * seeds is empty (one Redis), or a valid seed list of at most IMK_CLUSTER_SEEDS_MAX with a
- * prefix holding no '{'; else IMK_EINVAL with the message for the operator in err. */
+ * prefix holding no '{' or '}'; else IMK_EINVAL with the message for the operator in err. */
 int imk_cluster_check_config(const char *seeds, const char *prefix, char *err, size_t errlen);
 
 /* Parses the text of a redirect error reply (len bytes, not NUL-terminated):

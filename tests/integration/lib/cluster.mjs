@@ -394,6 +394,11 @@ export class Cluster {
         return this.redisCluster ? ['-c', '-p', String(this.redisPort)] : ['-p', String(this.redisPort)];
     }
 
+    /** Whether the one redis-server, or every node of the cluster, is still running. */
+    redisAlive() {
+        return this.redisCluster ? this.redisCluster.nodes.every((n) => n.proc && n.proc.alive) : this.redisProc.alive;
+    }
+
     /** The Redis processes: the one redis-server, or every node of the cluster. */
     redisChildren() {
         return this.redisCluster ? this.redisCluster.liveNodes().map((n) => n.proc.child) : [this.redisProc.child];

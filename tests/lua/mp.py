@@ -18,9 +18,18 @@
                            "<badjson>" when JSON does not parse.
   mp.py seqs JSON PATH     print the "seq" of each element of the list at PATH, space separated.
   mp.py ids JSON PATH      same with "id".
+  mp.py worker PORT OFFLINE FN PFX FROM JSON JOB
+                           apply a job as a worker on a Redis Cluster does (docs/FUNCTIONS.md):
+                           FCALL FN 1 $JOB_HOME PFX FROM <JSON packed> JOB 1 1 on the Redis at
+                           127.0.0.1:PORT, then the writes it hands back, round after round,
+                           then its outbox writes ('+', '?') deepest first, a '?' one with its
+                           last argument replaced by OFFLINE, then the writes those hand back
+                           (trims). Prints the job's status, then one line per outbox write:
+                           "<channel> <members it named> <status>".
 """
 import json
 import os
+import socket
 import struct
 import sys
 
@@ -90,6 +99,67 @@ def pack(v, out):
         raise TypeError("cannot pack %r" % (v,))
 
 
+class Redis:
+    """A minimal RESP client: one command at a time, replies as bytes, ints and lists."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", int(port)))
+        self.buf = self.sock.makefile("rb")
+
+    def call(self, *words):
+        words = [w if isinstance(w, bytes) else str(w).encode() for w in words]
+        self.sock.sendall(b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words))
+        return self.read()
+
+    def read(self):
+        line = self.buf.readline()[:-2]
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-"):
+            return rest
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.buf.read(n + 2)[:-2]
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise ValueError("unexpected reply %r" % line)
+
+
+def pairs(reply):
+    return list(zip(reply[2::2], reply[3::2])) if isinstance(reply, list) else []
+
+
+def worker(port, offline, fn, pfx, frm, args, job):
+    r = Redis(port)
+    home = os.environ["JOB_HOME"].encode()
+    out = []
+    pack(json.loads(args), out)
+    reply = r.call(b"FCALL", fn, 1, home, pfx, frm, b"".join(out), job, 1, 1)
+    print(reply[0].decode() if isinstance(reply, list) else reply.decode())
+    held, todo, depth = [], [reply], 0
+    while todo:
+        nxt = []
+        for rep in todo:
+            for ch, w in pairs(rep):
+                if ch in (b"+", b"?"):
+                    held.append((depth, ch, w))
+                elif isinstance(w, list) and ch in (b"", b"="):
+                    nxt.append(r.call(*w[1:]))
+        todo, depth = nxt, depth + 1
+    held.sort(key=lambda h: -h[0])  # stable: as held within a depth
+    for _, ch, w in held:
+        named = w[-1].decode()
+        if ch == b"?":
+            w = w[:-1] + [offline.encode()]
+        rep = r.call(*w[1:])
+        for c, t in pairs(rep):
+            if c == b"":
+                r.call(*t[1:])
+        print(ch.decode(), named or "-", rep[0].decode() if isinstance(rep, list) else rep.decode())
+
+
 MISSING = object()
 
 
@@ -125,6 +195,9 @@ def main():
         out = []
         pack(json.loads(sys.argv[2]), out)
         sys.stdout.buffer.write(b"".join(out))
+        return
+    if cmd == "worker":
+        worker(*sys.argv[2:9])
         return
     if cmd == "line":
         c, fn, pfx, frm, args = sys.argv[2:7]

@@ -1666,47 +1666,60 @@ check "a job done with the feed off, replayed with it on: its reply, no entry" \
 
 #######################################################################################
 section "outbox on a cluster"
-# A job called with the cluster flag cannot write the stream (another slot): it hands back
-# imkit_outbox_add, which the worker runs in the stream's slot, once per job and home; for
-# message.sent the worker replaces its last argument (the members) with those offline.
-L0=$(rc XLEN "${PFX}events")
-JOB_HOME='{oc1}' call imkit_room_create occ '{"type":"group","id":"oc1","members":["ocm"]}' j-oc-1 1 1
-check "a cluster job: no entry written in its call" "$ST|$(rc XLEN "${PFX}events")" "ok|$L0"
-# (redis-cli prints the handed-back command's array flattened into the reply's lines)
-check_match "the outbox write is handed back: channel '+', imkit_outbox_add in the stream's slot" \
+# A job called with the cluster flag cannot write the stream (another slot): it appends its
+# entries to its home's outbox ob:{home} and hands back imkit_outbox_add with every entry
+# of it not yet moved; the worker runs that in the stream's slot (for message.sent with the
+# last argument, the members, replaced by those offline), then the trim it hands back.
+# mp.py worker plays the worker's part.
+wk() { # wk OFFLINE FN FROM JSON JOB: a job as a cluster's worker applies it (home JOB_HOME)
+  local offline=$1 fn=$2 from=$3 args=$4 job=$5
+  mapfile -t WK < <(py "$HERE/mp.py" worker "$PORT" "$offline" "$fn" "$PFX" "$from" "$args" "$job" 2>&1)
+}
+outbox_read
+JOB_HOME='{oc1}' call imkit_room_create occ '{"type":"group","id":"oc1","members":["ocm"]}' j-oc-0 1 1
+check "a cluster job: no entry in the feed from its call" "$ST|$(rc XLEN "${PFX}events")" "ok|$(rc XLEN "${PFX}events")"
+outbox_read
+check "nothing in the feed before the worker's write" "$NOB" 0
+check "its entry waits in its home's outbox" "$(rc XLEN "${PFX}ob:{oc1}")" 1
+check_match "handed back: channel '+', imkit_outbox_add in the stream's slot" \
   "${LINES[*]}" "oc1 [+] ${PFX}events FCALL imkit_outbox_add 1 ${PFX}events ${PFX} "
-JOB_HOME='{oc1}' call imkit_msg_send occ '{"room":"oc1","cid":"c1","type":"text","text":"x"}' j-oc-2 1 1
-check "message.sent: channel '?', the last argument the members to check" \
-  "$ST|${LINES[4]:-}|${LINES[7]:-}|$(tr , '\n' <<<"${LINES[-1]}" | sort | tr '\n' ' ')|$(rc XLEN "${PFX}events")" \
-  "ok|?|imkit_outbox_add|occ ocm |$L0"
-MSG=${EVFR[0]#'{"ev":"message","data":'}
-MSG=${MSG%\}}
-JOB_HOME='{oc1}' call imkit_msg_send occ '{"room":"oc1","cid":"c1","type":"text","text":"x"}' j-oc-2 1 1
-check "replayed: the outbox write handed back again" "$ST|${LINES[4]:-}|${LINES[7]:-}" "ok|?|imkit_outbox_add"
-call imkit_msg_send occ '{"room":"oc1","cid":"c2","type":"text","text":"y"}' j-oc-3 1 0
-check "the feed on, one Redis: no pair" "$ST|${#LINES[@]}" "ok|4"
+JOB_HOME='{oc1}' wk 'occ,ocm' imkit_msg_send occ '{"room":"oc1","cid":"c1","type":"text","text":"x"}' j-oc-1
 outbox_read
-ENTRY="[\"message.sent\",\"5\",$(py -c 'import json,sys; print(json.dumps(sys.argv[1]))' "${MSG%\}}"),true]"
-call imkit_outbox_add '' "{\"id\":\"j-oc-2:{oc1}\",\"entries\":[$ENTRY]}" '' 0 'occ,ocm'
-expect ok "imkit_outbox_add"
+check "the next job hands back both, the message's marked '?' with the members" \
+  "${WK[*]}" "ok ? occ,ocm ok"
+check "the worker's write: room.created, then message.sent" "${OBTYPE[*]:-}" "room.created message.sent"
+check "offline: the members the worker found offline" \
+  "$(py "$HERE/mp.py" get "${OBDATA[1]:-}" offline)|$(py "$HERE/mp.py" get "${OBDATA[1]:-}" seq)" '["occ","ocm"]|1'
+check "the home's outbox trimmed once in the feed" "$(rc XLEN "${PFX}ob:{oc1}")" 0
+check "each entry recorded as moved, 24 h" \
+  "$(rc --scan --pattern "${PFX}events:done:*{oc1}*" | wc -l)|$(( $(rc PTTL "$(rc --scan --pattern "${PFX}events:done:*{oc1}*" | head -1)") > 86390000 ))" "2|1"
+JOB_HOME='{oc1}' wk 'ocm' imkit_msg_send occ '{"room":"oc1","cid":"c1","type":"text","text":"x"}' j-oc-1
 outbox_read
-check "message.sent completed with the offline ids the worker gave" "$NOB|${OBTYPE[*]:-}|${OBTS[0]:-}|${OBDATA[0]:-}" \
-  "1|message.sent|5|${MSG%\}},\"offline\":[\"occ\",\"ocm\"]}"
-check "kept 24 h" "$(( $(rc PTTL "${PFX}events:done:{${PFX}events}:j-oc-2:{oc1}") > 86390000 ))" 1
-call imkit_outbox_add '' "{\"id\":\"j-oc-2:{oc1}\",\"entries\":[$ENTRY]}" '' 0 ''
+check "the same job again (replayed): nothing pending, nothing written" "${WK[*]}|$NOB" "ok|0"
+JOB_HOME='{oc1}' call imkit_msg_send occ '{"room":"oc1","cid":"c2","type":"text","text":"y"}' j-oc-2 1 1
+JOB_HOME='{oc1}' call imkit_msg_send occ '{"room":"oc1","cid":"c3","type":"text","text":"z"}' j-oc-3 1 1
+check "two jobs whose writes have not run: both wait" "$(rc XLEN "${PFX}ob:{oc1}")" 2
+JOB_HOME='{oc1}' wk 'ocm' imkit_msg_send occ '{"room":"oc1","cid":"c2","type":"text","text":"y"}' j-oc-2
 outbox_read
-check "the same write again: no second entry" "$ST|$NOB" "ok|0"
-call imkit_outbox_add '' '{"id":"j-oc-4:{x}","entries":[["room.updated","7","{\"id\":\"x\"}",false]]}' '' 0 ''
+check "the first one's worker comes late (replayed): it moves both, in order" \
+  "${WK[*]}|$NOB|$(py "$HERE/mp.py" get "${OBDATA[0]:-}" seq) $(py "$HERE/mp.py" get "${OBDATA[1]:-}" seq)|$(py "$HERE/mp.py" get "${OBDATA[1]:-}" offline)" \
+  'ok ? occ,ocm ok|2|2 3|["ocm"]'
+JOB_HOME='{oc1}' wk '' imkit_msg_send occ '{"room":"oc1","cid":"c3","type":"text","text":"z"}' j-oc-3
 outbox_read
-check "an entry not marked offline: its data as given" "$NOB|${OBTYPE[*]:-}|${OBDATA[0]:-}" '1|room.updated|{"id":"x"}'
-call imkit_outbox_add '' '{"id":"j-oc-5:{x}","entries":[["message.sent","7","{\"seq\":1",true]]}' '' 0 ''
-outbox_read
-check "nobody offline: an empty list" "${OBDATA[0]:-}" '{"seq":1,"offline":[]}'
-call imkit_members_add occ '{"room":"oc1","members":["ocn"]}' j-oc-6 1 1
-check "a member's profile is made in its slot" "$ST|$(rc EXISTS "${PFX}u:{ocn}")" "ok|0"
+check "the second one's worker: nothing more" "${WK[*]}|$NOB" "ok|0"
+JOB_HOME='{oc1}' call imkit_members_add occ '{"room":"oc1","members":["ocn"]}' j-oc-4 1 1
 for ((i = 0; i < ${#LINES[@]}; i++)); do [ "${LINES[i]}" = imkit_profile_ensure ] && break; done
-check "that write carries the job id and the feed flag" "${LINES[*]:i:3}|${LINES[*]:i+6:2}" \
-  "imkit_profile_ensure 1 {ocn}|j-oc-6 1"
+check "a member's profile is made in its slot, with the feed flag" "${LINES[*]:i:3}|${LINES[*]:i+6:1}" \
+  "imkit_profile_ensure 1 {ocn}|1"
+JOB_HOME='{oc1}' wk '' imkit_members_add occ '{"room":"oc1","members":["ocn"]}' j-oc-4
+outbox_read
+check "its client.created (a deeper write) goes before the call's member.joined" \
+  "${WK[*]}|${OBTYPE[*]:-}" "ok + - ok + - ok|client.created member.joined"
+call imkit_outbox_add '' '{"items":[]}' '' 0
+check "imkit_outbox_add needs home" "$ST" "bad_request"
+call imkit_msg_send occ '{"room":"oc1","cid":"c4","type":"text","text":"w"}' j-oc-5 1 0
+outbox_read
+check "the feed on, one Redis: written in the call, nothing handed back" "$ST|${#LINES[@]}|$NOB" "ok|4|1"
 
 #######################################################################################
 section "events_get"

@@ -2,15 +2,10 @@
 // several senders per room writing concurrently, each room's events reach the webhook in
 // the order the changes happened: room.created first, message.sent in seq order 1, 2, 3, …
 // with no gap and no repeat, ts never going back; and deliveries as a whole follow event ids.
-// On a Redis Cluster (IMKIT_TEST_REDIS=cluster) the feed orders changes that followed one
-// another (each began after the last was answered), not concurrent changes to one room
-// (docs/WEBHOOKS.md "In order"): there each room's seqs all arrive exactly once, and a
-// sender that waits for each answer sees its messages in order.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useWebhookCluster, uid, send, pool, cmpId, aboutRoom } from './lib/hooks.mjs';
-import { ON_REDIS_CLUSTER } from '../integration/lib/cluster.mjs';
 
 const { cluster, receiver } = await useWebhookCluster({ gateways: 2, workers: 2 });
 
@@ -49,24 +44,16 @@ test(`${ROOMS} rooms × ${SENDERS} concurrent senders × ${EACH} messages: every
     const total = SENDERS * EACH;
     for (const room of rooms) {
         const evs = await receiver.waitEvents((e) => e.type === 'message.sent' && e.data.room === room.id, total, 20000, `${total} message.sent of ${room.id}`);
-        const seqs = evs.map((e) => e.data.seq);
-        const everySeq = Array.from({ length: total }, (_, i) => i + 1);
-        if (ON_REDIS_CLUSTER) {
-            assert.deepEqual([...seqs].sort((x, y) => x - y), everySeq, `room ${room.id}: no gap, no repeat`);
-        } else {
-            assert.deepEqual(seqs, everySeq, `room ${room.id}: seq order, no gap, no repeat`);
-            for (let i = 1; i < evs.length; i++) {
-                assert.ok(evs[i].data.ts >= evs[i - 1].data.ts, `room ${room.id}: ts never goes back (${evs[i - 1].data.ts} then ${evs[i].data.ts})`);
-            }
+        assert.deepEqual(evs.map((e) => e.data.seq), Array.from({ length: total }, (_, i) => i + 1), `room ${room.id}: seq order, no gap, no repeat`);
+        for (let i = 1; i < evs.length; i++) {
+            assert.ok(evs[i].data.ts >= evs[i - 1].data.ts, `room ${room.id}: ts never goes back (${evs[i - 1].data.ts} then ${evs[i].data.ts})`);
         }
         const all = receiver.events(aboutRoom(room.id));
         assert.equal(all[0].type, 'room.created', `room ${room.id}: room.created comes first`);
         const renames = all.filter((e) => e.type === 'room.updated').map((e) => e.data.updated_at);
         const wantRenames = Array.from({ length: EACH }, (_, i) => i).filter((i) => i % 10 === 5).length;
         assert.equal(renames.length, wantRenames, `room ${room.id}: ${wantRenames} room.updated`);
-        if (!ON_REDIS_CLUSTER) {
-            assert.deepEqual(renames, [...renames].sort((x, y) => x - y), `room ${room.id}: room.updated in order`);
-        }
+        assert.deepEqual(renames, [...renames].sort((x, y) => x - y), `room ${room.id}: room.updated in order`);
     }
     const ids = receiver.unique().map((e) => e.id);
     for (let i = 1; i < ids.length; i++) {

@@ -68,6 +68,13 @@ Outbox
   deleted: as it was), member.joined and member.left ({"room","members"}, one entry per
   room and call), client.created (whenever ensure_profile creates a profile). Off, the
   handlers do no work for it (no offline list is computed).
+  On a cluster the stream is in another slot: the call appends its entries to its home's
+  outbox ob:{<home>} and hands back every entry still there as a write of imkit_outbox_add
+  in the stream's slot (hand_outbox), which moves each once, in order, then has the home's
+  outbox trimmed. The members' presence is in their slots too: a message.sent entry names
+  the room's members, and the worker replaces the write's last argument with those
+  offline (channel '?', else '+'). Follow-up Functions take the events flag, and then the
+  offline ids, after their args.
 
 Failures
   fail(code, msg) throws a marked error that the wrapper turns into the error reply. Every
@@ -299,7 +306,6 @@ local CLUSTER = false -- Redis is a cluster: writes to other slots go to AFTER (
 local AFTER = {}   -- those writes: { route key, command, arguments... } each
 local LEFT = {}    -- room id -> the ids that left it in this call (see leave_room)
 local ANSWER_AT = nil -- the index in AFTER of the write whose reply answers the job
-local JOB_ID = nil -- the job's id, also in its writes for other slots (header: Outbox)
 local OFFLINE = '' -- imkit_outbox_add: the offline ids the worker filled in (header: Outbox)
 local DONE_TTL_MS = '86400000' -- how long a job's reply (and outbox write) is kept: 24 h
 
@@ -423,7 +429,7 @@ end
 local function call_elsewhere(id, name, fn, args, answers)
   if CLUSTER then
     local tag = '{' .. id .. '}'
-    AFTER[#AFTER + 1] = { tag, 'FCALL', name, '1', tag, P, '', cmsgpack.pack(args), JOB_ID or '',
+    AFTER[#AFTER + 1] = { tag, 'FCALL', name, '1', tag, P, '', cmsgpack.pack(args),
       OUTBOX and '1' or '0' }
     if answers then ANSWER_AT = #AFTER end
     return obj() -- a placeholder: the worker answers with that reply
@@ -451,9 +457,10 @@ function K.done(job) -- a job's reply (cmsgpack), in the slot of the job's home 
   return P .. 'done:' .. (HOME and HOME .. ':' or '') .. job
 end
 function K.events() return P .. 'events' end                      -- the outbox stream
-function K.events_done(id) -- an outbox write applied (cluster), in the stream's slot
+function K.events_done(id) -- a home's outbox entry moved (cluster), in the stream's slot
   return P .. 'events:done:{' .. P .. 'events}:' .. id
 end
+function K.home_outbox(home) return P .. 'ob:' .. home end         -- entries to move (cluster)
 function K.direct(a, b) -- the pair in byte order, so both sides find the same key
   if bytes_less(b, a) then a, b = b, a end
   return P .. 'direct:{' .. a .. '|' .. b .. '}'
@@ -1538,16 +1545,14 @@ end
 
 -- The same send job again, from its compact done record "<seq>|<ts>": the answer and the
 -- message event of the first run, rebuilt from the log (the event is left out once
--- retention has trimmed the message). On a cluster, its outbox entry too: the write of the
--- first run may not have happened, and imkit_outbox_add applies it once.
+-- retention has trimmed the message). On a cluster, the home's outbox entries still to move
+-- are handed back (its own among them unless moved already: see write_outbox).
 local function replay_msg_send(args, record)
   local rid, cid = arg_str(args, 'room', true), arg_str(args, 'cid', true)
   local seq, ts = seq_ts(record)
   local entry = redis.call('XRANGE', K.log(rid), stream_id(seq), stream_id(seq))[1]
-  if entry then
-    emit(CH.room(rid), 'message', raw(entry[2][2]))
-    if CLUSTER then outbox_message(rid, entry[2][2], ts) end
-  end
+  if entry then emit(CH.room(rid), 'message', raw(entry[2][2])) end
+  if OUTBOX then OUTBOX.replay = true end
   return send_answer(rid, seq, ts, cid)
 end
 
@@ -1817,20 +1822,35 @@ local function fn_events_get(args)
   return obj('events', events)
 end
 
--- imkit_outbox_add (FOLLOW_UP, a cluster only): args id (the write's, '' = not
--- deduplicated), entries ({type, ts, data, offline?}...)  ->  {}. Appends a call's outbox
--- entries, once per id: a replayed job hands the same write back. An entry marked offline
--- is message.sent, its data the message without its closing brace; OFFLINE completes it.
+-- imkit_outbox_add (FOLLOW_UP, a cluster only): args home (a call's declared key), items
+-- ({id, entries, members}...: the home's outbox entries in order, entries packed {type, ts,
+-- data, offline?}..., members those of a message.sent, comma-separated)  ->  {}. Appends
+-- the entries of every item not moved yet, in order, and hands back the trim of the home's
+-- outbox up to the last (header: Outbox). An entry marked offline is message.sent, its
+-- data the message without its closing brace: its members in OFFLINE complete it.
 local function fn_outbox_add(args)
-  local id = arg_str(args, 'id') or ''
-  if id ~= '' and not redis.call('SET', K.events_done(id), '1', 'NX', 'PX', DONE_TTL_MS) then
-    return obj()
+  local home = arg_str(args, 'home', true)
+  local offline, last = {}, nil
+  for c in OFFLINE:gmatch('[^,]+') do offline[c] = true end
+  for _, item in ipairs(args.items or {}) do
+    last = item[1]
+    if redis.call('SET', K.events_done(home .. ':' .. last), '1', 'NX', 'PX', DONE_TTL_MS) then
+      for _, e in ipairs(cmsgpack.unpack(item[2])) do
+        local data = e[3]
+        if e[4] then
+          local ids = arr()
+          for c in item[3]:gmatch('[^,]+') do
+            if offline[c] then ids[#ids + 1] = c end
+          end
+          data = data .. ',"offline":' .. json(ids) .. '}'
+        end
+        redis.call('XADD', K.events(), '*', 'type', e[1], 'ts', e[2], 'data', data)
+      end
+    end
   end
-  local offline = arr()
-  for c in OFFLINE:gmatch('[^,]+') do offline[#offline + 1] = c end
-  for _, e in ipairs(args.entries or {}) do
-    local data = e[4] and (e[3] .. ',"offline":' .. json(offline) .. '}') or e[3]
-    redis.call('XADD', K.events(), '*', 'type', e[1], 'ts', e[2], 'data', data)
+  if last then -- every entry up to last is in the feed: XTRIM MINID keeps last + 1 on
+    local ms, n = last:match('^(%d+)%-(%d+)$')
+    elsewhere(K.home_outbox(home), 'XTRIM', K.home_outbox(home), 'MINID', ms .. '-' .. fmt_int(n + 1))
   end
   return obj()
 end
@@ -1845,29 +1865,57 @@ end
 -- Reply), or a job's part in another slot on a cluster (FOLLOW_UP: header, Other slots).
 local JOB, SELF_PUBLISH, FOLLOW_UP = 'job', 'self-publish', 'follow-up'
 
--- Writes the call's queued outbox entries: on one Redis now; on a cluster, in the stream's
--- slot, handed back as the pair {'+' or '?', imkit_outbox_add}: '?' when the last argument
--- lists members whose presence the worker must check, and replace with those offline
--- (header: Outbox).
+local HOME_OUTBOX_MAX = 1000   -- a home's outbox entries handed back at once
+local HOME_OUTBOX_KEEP_MS = 3600000 -- and how long one is kept at most (a lost trim)
+
+-- On a cluster: appends the call's outbox entries (entries, or nil: none) as one entry of
+-- its home's outbox stream, in the call, and hands back every entry of that stream not yet
+-- in the feed, oldest first, as the pair {'+' or '?', imkit_outbox_add}: '?' when one holds
+-- a message.sent, and the last argument lists its members, for the worker to replace with
+-- those offline (header: Outbox).
+local function hand_outbox(reply, entries, members)
+  local home = HOME or '{}'
+  local q = K.home_outbox(home)
+  if entries then
+    redis.call('XADD', q, '*', 'e', cmsgpack.pack(entries), 'm', table.concat(members or {}, ','))
+  end
+  redis.call('XTRIM', q, 'MINID', '~', fmt_int(now_ms() - HOME_OUTBOX_KEEP_MS))
+  local items, all, seen = {}, {}, {}
+  for _, e in ipairs(redis.call('XRANGE', q, '-', '+', 'COUNT', HOME_OUTBOX_MAX)) do
+    local f = {}
+    for k = 1, #e[2], 2 do f[e[2][k]] = e[2][k + 1] end
+    items[#items + 1] = { e[1], f.e or cmsgpack.pack({}), f.m or '' }
+    for c in (f.m or ''):gmatch('[^,]+') do
+      if not seen[c] then
+        seen[c] = true
+        all[#all + 1] = c
+      end
+    end
+  end
+  if #items == 0 then return end
+  reply[#reply + 1] = #all > 0 and '?' or '+'
+  reply[#reply + 1] = { K.events(), 'FCALL', 'imkit_outbox_add', '1', K.events(), P, '',
+    cmsgpack.pack({ home = home, items = items }), '0', table.concat(all, ',') }
+end
+
+-- Writes the call's queued outbox entries: on one Redis to the feed now, on a cluster
+-- through its home's outbox (hand_outbox; a replayed job hands back what is still there).
 local function write_outbox(reply)
+  if not OUTBOX then return end
   local entries, members = {}, nil
-  for _, e in ipairs(OUTBOX or {}) do
+  for _, e in ipairs(OUTBOX) do
     local d = e.data
     if type(d) == 'function' then d = d() end
     entries[#entries + 1] = { e.type, fmt_int(e.ts or now_ms()), json(d), e.offline ~= nil }
     members = e.offline or members
   end
-  if #entries == 0 then return end
-  if not CLUSTER then
-    for _, e in ipairs(entries) do
-      redis.call('XADD', K.events(), '*', 'type', e[1], 'ts', e[2], 'data', e[3])
-    end
+  if CLUSTER and (#entries > 0 or OUTBOX.replay) then
+    hand_outbox(reply, #entries > 0 and entries or nil, members)
     return
   end
-  local id = JOB_ID and (JOB_ID .. ':' .. (HOME or '')) or ''
-  reply[#reply + 1] = members and '?' or '+'
-  reply[#reply + 1] = { K.events(), 'FCALL', 'imkit_outbox_add', '1', K.events(), P, '',
-    cmsgpack.pack({ id = id, entries = entries }), '', '0', table.concat(members or {}, ',') }
+  for _, e in ipairs(entries) do
+    redis.call('XADD', K.events(), '*', 'type', e[1], 'ts', e[2], 'data', e[3])
+  end
 end
 
 -- Runs handler(args) -> data once and answers in the reply format; writes the queued
@@ -1914,18 +1962,15 @@ local function entry(handler, mode, replay)
     P, FROM, NOW, EVENTS, OUTBOX, DONE, HOME = argv[1], argv[2], nil, {}, nil, nil, keys[1]
     CLUSTER = mode == FOLLOW_UP or (mode == JOB and argv[6] == '1') or
       (mode == SELF_PUBLISH and argv[4] == '1')
-    AFTER, ANSWER_AT, LEFT, JOB_ID, OFFLINE = {}, nil, {}, nil, ''
-    if mode == SELF_PUBLISH or mode == nil then
-      return run(handler, argv[3], mode == SELF_PUBLISH)
-    end
-    -- a job, or one of its writes for other slots: <job id> <events> (and <offline>)
-    local job = argv[4] ~= '' and argv[4] or nil
-    JOB_ID = job
-    if argv[5] == '1' then OUTBOX = { left = {} } end
-    if mode == FOLLOW_UP then
-      OFFLINE = argv[6] or ''
+    AFTER, ANSWER_AT, LEFT, OFFLINE = {}, nil, {}, ''
+    if mode == FOLLOW_UP then -- <events> <offline> follow the args (header: Outbox)
+      if argv[4] == '1' then OUTBOX = { left = {} } end
+      OFFLINE = argv[5] or ''
       return run(handler, argv[3], false)
     end
+    if mode ~= JOB then return run(handler, argv[3], mode == SELF_PUBLISH) end
+    local job = argv[4] ~= '' and argv[4] or nil
+    if argv[5] == '1' then OUTBOX = { left = {} } end
     if job then
       local done = redis.call('GET', K.done(job))
       if done and replay and done:byte(1) == 35 then -- '#'

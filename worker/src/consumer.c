@@ -428,6 +428,12 @@ static int result_ok(const redisReply *r)
     return 1;
 }
 
+/* Whether r is a well-formed reply (result_ok) whose status is "ok". */
+static bool answered_ok(const redisReply *r)
+{
+    return result_ok(r) && r->element[0]->len == 2 && memcmp(r->element[0]->str, "ok", 2) == 0;
+}
+
 /* Counts a batch's jobs once their acknowledgements are in Redis: outcome, latency from the
  * gateway's enqueue (its clock; a skew shows as 0 or as extra latency), publishes. */
 static void count_jobs(imk_consumer_t *c, const struct batch_job *jobs, size_t n, int events,
@@ -543,9 +549,7 @@ static void judge_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
             continue;
         }
         if (result_ok(bj->result)) {
-            const redisReply *r = bj->result;
-            bool ok = r->element[0]->len == 2 && memcmp(r->element[0]->str, "ok", 2) == 0;
-            bj->outcome = ok ? IMK_JOB_OK : IMK_JOB_ERROR;
+            bj->outcome = answered_ok(bj->result) ? IMK_JOB_OK : IMK_JOB_ERROR;
             continue;
         }
         retry_or_bury(c, bj,
@@ -560,6 +564,21 @@ static void judge_batch(imk_consumer_t *c, struct batch_job *jobs, size_t n)
 static int collect_all(imk_consumer_t *c)
 {
     return imk_cluster_client_flush(c->redis) == 0 ? 0 : IMK_EREDIS;
+}
+
+/* Queues write w ([route key, command, arguments...]: is_follow_up) on the route's master.
+ * Returns 1 or 0 (no memory). */
+static int queue_write(imk_consumer_t *c, const redisReply *w)
+{
+    const char *argv[MAX_ARGS];
+    size_t lens[MAX_ARGS];
+    size_t argc = w->elements - 1; /* at most MAX_ARGS: is_follow_up */
+    for (size_t k = 0; k < argc; k++) {
+        argv[k] = w->element[k + 1]->str;
+        lens[k] = w->element[k + 1]->len;
+    }
+    return queue(c, imk_cluster_slot(w->element[0]->str, w->element[0]->len), (int)argc, argv,
+                 lens);
 }
 
 /* A write for another slot queued in a round of run_follow_ups: the job it is for, and
@@ -602,15 +621,7 @@ static int queue_follow_ups(imk_consumer_t *c, size_t j, int round, const redisR
         }
         int queued;
         if (write) {
-            const char *argv[MAX_ARGS];
-            size_t lens[MAX_ARGS];
-            size_t argc = w->elements - 1; /* at most MAX_ARGS: is_follow_up */
-            for (size_t k = 0; k < argc; k++) {
-                argv[k] = w->element[k + 1]->str;
-                lens[k] = w->element[k + 1]->len;
-            }
-            uint16_t slot = imk_cluster_slot(w->element[0]->str, w->element[0]->len);
-            queued = queue(c, slot, (int)argc, argv, lens);
+            queued = queue_write(c, w);
         } else {
             queued = append_publish(c, r->element[i]->str, r->element[i]->len, w->str, w->len);
             c->stats.events += (uint64_t)queued;
@@ -693,7 +704,7 @@ static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n,
                 retry_or_bury(c, bj, "bad reply of the write that answers");
             }
             if (list[k].answers && result_ok(r) && bj->answer == NULL) {
-                bool ok = r->element[0]->len == 2 && memcmp(r->element[0]->str, "ok", 2) == 0;
+                bool ok = answered_ok(r);
                 bj->outcome = bj->outcome == IMK_JOB_OK && !ok ? IMK_JOB_ERROR : bj->outcome;
                 bj->answer = r; /* shared with the next round, which publishes its events */
                 list[k].shared = true;
@@ -715,6 +726,22 @@ static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n,
 static bool still_applied(const struct batch_job *bj)
 {
     return bj->outcome != IMK_JOB_FAILED && bj->outcome != IMK_JOB_DEAD;
+}
+
+/* Queues the writes an outbox write's reply hands back: the trims of the homes' outboxes up
+ * to what is now in the feed. Their replies do not matter: a trim that did not happen
+ * leaves entries that the next call hands back again, and that are not written twice.
+ * Returns the number queued. */
+static int queue_trims(imk_consumer_t *c, const redisReply *r)
+{
+    int n = 0;
+    for (size_t i = 2; i + 1 < r->elements; i += 2) {
+        const redisReply *w = r->element[i + 1];
+        if (is_follow_up(r->element[i], w) && r->element[i]->len == 0) {
+            n += queue_write(c, w);
+        }
+    }
+    return n;
 }
 
 /* Runs the outbox writes held by run_follow_ups, a job's deepest first, for the jobs whose
@@ -755,15 +782,25 @@ static void run_outbox_writes(imk_consumer_t *c, struct batch_job *jobs, imk_out
             }
         }
     }
+    int trims = 0;
     for (size_t k = 0; k < count && rc == 0; k++) {
         struct batch_job *bj = &jobs[held->v[queued[k]].job];
         redisReply *r = got == (int)count ? replies[k] : NULL;
-        if ((r == NULL || r->type == REDIS_REPLY_ERROR) && still_applied(bj)) {
+        bool ok = answered_ok(r);
+        if (!ok && still_applied(bj)) {
             IMK_WARN("outbox_write_failed", "job=%.*s entry=%s error=\"%s\"", job_id_len(bj),
-                     job_id(bj), bj->id, r != NULL ? r->str : "node unreachable");
+                     job_id(bj), bj->id,
+                     r == NULL                      ? "node unreachable"
+                     : r->type == REDIS_REPLY_ERROR ? r->str
+                     : result_ok(r)                 ? r->element[1]->str
+                                                    : "bad reply");
             retry_or_bury(c, bj, "an outbox write failed");
         }
+        trims += ok ? queue_trims(c, r) : 0;
         freeReplyObject(r);
+    }
+    if (trims > 0) {
+        (void)imk_cluster_client_flush(c->redis);
     }
     free(replies);
     free(queued);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
     useCluster, uid, user, group, send, expectDelivery, expectSilence, assertNone, expectError,
-    assertKeys, MESSAGE_KEYS, jsonOfSize, sleep,
+    assertKeys, MESSAGE_KEYS, jsonOfSize, sleep, waitFor,
 } from './lib/proto.mjs';
 
 const cluster = useCluster({ gateways: 2, workers: 2 });
@@ -221,8 +221,18 @@ test('msg.react refused: a non-member forbidden, a missing room or message not_f
 // ---------------------------------------------------------------------------------------
 // typing
 
+// typing is not stored: it reaches the gateways that subscribe the room's channel when it is
+// published, and a join's catch-up brings back messages only. A gateway subscribes when one
+// of its clients joins, a moment after the join's answer (on a cluster, on the room's
+// master, through another connection); so the typing tests first wait for both gateways.
+async function bothGatewaysSubscribe(r) {
+    const channel = `${cluster.prefix}ch:r:{${r.id}}`;
+    await waitFor(async () => (await cluster.subscribers(channel)) === 2, 3000, 'both gateways subscribe the room');
+}
+
 test('typing: to every tab of the other members, not to the typer\'s own tabs (on either gateway), not to outsiders; not stored', async () => {
     const { o, s, m, x, r } = await cast();
+    await bothGatewaysSubscribe(r);
     s.tabs[0].notifyOp('typing', { room: r.id }); // no id: no answer
     const got = await expectDelivery('typing', (d) => d.room === r.id, [o, m], [s, x], { what: 'typing' });
     assert.deepEqual(got[0], { room: r.id, client: s.id });
@@ -234,6 +244,7 @@ test('typing: to every tab of the other members, not to the typer\'s own tabs (o
 
 test('typing is throttled per connection: a burst gives one event, a later one (after 1 s) another; each tab has its own throttle', async () => {
     const { o, s, m, r } = await cast();
+    await bothGatewaysSubscribe(r);
     for (let i = 0; i < 5; i++) {
         s.tabs[0].notifyOp('typing', { room: r.id });
     }
@@ -249,6 +260,7 @@ test('typing is throttled per connection: a burst gives one event, a later one (
 
 test('typing with an id is answered {}; a non-member forbidden, a missing room not_found, room bad_request naming it', async () => {
     const { o, s, m, x, r } = await cast();
+    await bothGatewaysSubscribe(r);
     assert.deepEqual(await m.call('typing', { room: r.id }), {});
     await expectDelivery('typing', (d) => d.room === r.id, [o, s], [m, x]);
     await expectError(x, 'typing', { room: r.id }, 'forbidden', null, 'typing by a non-member');

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-    useSdkCluster, sdkClient, connected, rejectsWithCode, op, uid, range, sleep, jwt, nowSec,
+    useSdkCluster, sdkClient, connected, rejectsWithCode, op, uid, range, sleep, jwt, nowSec, waitFor,
 } from './lib/sdk-cluster.mjs';
 
 const T = { timeout: 30000 };
@@ -345,6 +345,10 @@ test('markRead resolves {room, seq, unread}; every member gets a read event; unr
 test('typing(room) reaches the other members as a typing event, at most once per 2 s, and not the sender', T, async () => {
     const g = await group(a, [B]);
     await b.waitEvent('room.joined', (x) => x.id === g.id);
+    // typing is not stored: it reaches the gateways subscribing the room when it is sent, and
+    // Ben's gateway subscribes a moment after his room.joined.
+    const channel = `${cluster.prefix}ch:r:{${g.id}}`;
+    await waitFor(async () => (await cluster.subscribers(channel)) === 2, 3000, 'both gateways subscribe the room');
     a.im.typing(g.id);
     a.im.typing(g.id); // throttled
     a.im.typing(g.id);

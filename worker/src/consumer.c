@@ -581,6 +581,12 @@ static int queue_write(imk_consumer_t *c, const redisReply *w)
                  lens);
 }
 
+/* Whether a job of the batch is still to be acknowledged with its effects. */
+static bool still_applied(const struct batch_job *bj)
+{
+    return bj->outcome != IMK_JOB_FAILED && bj->outcome != IMK_JOB_DEAD;
+}
+
 /* A write for another slot queued in a round of run_follow_ups: the job it is for, and
  * its reply once read. */
 struct follow_up {
@@ -692,15 +698,14 @@ static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n,
         for (size_t k = 0; k < count; k++) {
             redisReply *r = got == (int)count ? replies[k] : NULL;
             struct batch_job *bj = &jobs[list[k].job];
-            if ((r == NULL || r->type == REDIS_REPLY_ERROR) && bj->outcome != IMK_JOB_FAILED &&
-                bj->outcome != IMK_JOB_DEAD) {
+            if ((r == NULL || r->type == REDIS_REPLY_ERROR) && still_applied(bj)) {
                 IMK_WARN("follow_up_failed", "job=%.*s entry=%s error=\"%s\"", job_id_len(bj),
                          job_id(bj), bj->id, r != NULL ? r->str : "node unreachable");
                 retry_or_bury(c, bj, "a write in another slot failed");
             }
             list[k].reply = r;
             if (list[k].answers && r != NULL && r->type != REDIS_REPLY_ERROR && !result_ok(r) &&
-                bj->outcome != IMK_JOB_FAILED && bj->outcome != IMK_JOB_DEAD) {
+                still_applied(bj)) {
                 retry_or_bury(c, bj, "bad reply of the write that answers");
             }
             if (list[k].answers && result_ok(r) && bj->answer == NULL) {
@@ -714,18 +719,11 @@ static void run_follow_ups(imk_consumer_t *c, struct batch_job *jobs, size_t n,
     }
     for (size_t k = 0; k < nprev; k++) { /* the rounds ran out with writes still to run */
         struct batch_job *bj = &jobs[prev[k].job];
-        if (result_ok(prev[k].reply) && has_follow_ups(prev[k].reply) &&
-            bj->outcome != IMK_JOB_FAILED && bj->outcome != IMK_JOB_DEAD) {
+        if (result_ok(prev[k].reply) && has_follow_ups(prev[k].reply) && still_applied(bj)) {
             retry_or_bury(c, bj, "writes in other slots nested too deep");
         }
     }
     free_follow_ups(prev, nprev);
-}
-
-/* Whether a job of the batch is still to be acknowledged with its effects. */
-static bool still_applied(const struct batch_job *bj)
-{
-    return bj->outcome != IMK_JOB_FAILED && bj->outcome != IMK_JOB_DEAD;
 }
 
 /* Queues the writes an outbox write's reply hands back: the trims of the homes' outboxes up

@@ -331,9 +331,9 @@ export class Cluster {
         fs.writeFileSync(path.join(this.staticDir, 'hello.txt'), 'hello from the integration tests\n');
         fs.writeFileSync(path.join(this.staticDir, 'demo', 'index.html'), '<!doctype html><title>demo</title>\n');
 
-        const ports = await freePorts(1 + 2 * this.nGateways);
-        this.redisPort = ports[0];
         await (ON_REDIS_CLUSTER ? this.startRedisCluster() : this.startRedis());
+        // Picked once Redis listens, so that no gateway is handed a Redis node's port.
+        const ports = await freePorts(2 * this.nGateways);
 
         // Workers
         for (let i = 0; i < this.nWorkers; i++) {
@@ -344,8 +344,8 @@ export class Cluster {
             const gw = {
                 index: i,
                 id: `gw${i + 1}`,
-                publicPort: ports[1 + 2 * i],
-                adminPort: ports[2 + 2 * i],
+                publicPort: ports[2 * i],
+                adminPort: ports[2 * i + 1],
             };
             const set = {
                 ...this.commonSet(),
@@ -370,6 +370,7 @@ export class Cluster {
     }
 
     async startRedis() {
+        [this.redisPort] = await freePorts(1);
         const redisDir = path.join(this.dir, 'redis');
         fs.mkdirSync(redisDir);
         this.redisProc = this.track(new Proc('redis', 'redis-server', [

@@ -5,6 +5,8 @@
 #include <msgpack.h>
 #include <string.h>
 
+#define DECODE_ZONE_CHUNK 512
+
 static int write_to_buf(void *data, const char *bytes, size_t len)
 {
     imk_mp_t *mp = data;
@@ -293,16 +295,22 @@ static bool plausible(const unsigned char *p, size_t len)
  * newer writer may add fields. */
 static int decode_map(const char *data, size_t len, struct field *fields, size_t nfields)
 {
-    msgpack_unpacked msg;
-    msgpack_unpacked_init(&msg);
+    /* The objects go to a zone of DECODE_ZONE_CHUNK bytes, enough for a job's or an answer's
+     * map; msgpack_unpack_next would make an 8 KiB zone per call, an allocation too big
+     * for malloc's per-thread cache, once for every job and every answer. */
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, DECODE_ZONE_CHUNK)) {
+        return IMK_ENOMEM;
+    }
+    msgpack_object obj;
     size_t off = 0;
     int rc = IMK_EPROTO;
     if (!plausible((const unsigned char *)data, len) ||
-        msgpack_unpack_next(&msg, data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
-        msg.data.type != MSGPACK_OBJECT_MAP) {
+        msgpack_unpack(data, len, &off, &zone, &obj) != MSGPACK_UNPACK_SUCCESS || off != len ||
+        obj.type != MSGPACK_OBJECT_MAP) {
         goto out;
     }
-    const msgpack_object_map *map = &msg.data.via.map;
+    const msgpack_object_map *map = &obj.via.map;
     for (uint32_t i = 0; i < map->size; i++) {
         for (size_t f = 0; f < nfields; f++) {
             if (!fields[f].seen && key_is(&map->ptr[i].key, fields[f].name) &&
@@ -318,7 +326,7 @@ static int decode_map(const char *data, size_t len, struct field *fields, size_t
     }
     rc = 0;
 out:
-    msgpack_unpacked_destroy(&msg);
+    msgpack_zone_destroy(&zone);
     return rc;
 }
 

@@ -1,5 +1,6 @@
 /* Room and client registries of local sessions, and their channel subscriptions. */
 #include "fanout.h"
+#include "event_scan.h"
 #include "imkit/err.h"
 #include "imkit/keys.h"
 #include "imkit/log.h"
@@ -436,6 +437,10 @@ static int64_t message_seq(const char *payload, size_t len)
 {
     const char *nl = len > 0 && payload[0] == '!' ? memchr(payload, '\n', len) : NULL;
     const char *frame = nl != NULL ? nl + 1 : payload;
+    int64_t scanned = imk_event_message_seq(frame, len - (size_t)(frame - payload));
+    if (scanned >= 0) {
+        return scanned;
+    }
     json_t *ev = json_loadb(frame, len - (size_t)(frame - payload), 0, NULL);
     int64_t seq = 0;
     if (json_is_string(json_object_get(ev, "ev")) &&

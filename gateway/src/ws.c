@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #define CLOSE_WAIT_MS 2000
 /* A shared frame at least this long is queued by reference; a shorter one is copied, which
@@ -427,15 +428,22 @@ static bool would_block(int err)
     return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
-/* fd: reads what the socket has; the input buffer lives only while a frame is partial. */
+/* fd: reads what the socket has; the input buffer lives only while a frame is partial.
+ * Read into the stack rather than with evbuffer_read, which asks the socket for its byte
+ * count (an ioctl) before every read. */
 static void on_readable(imk_ws_t *ws)
 {
     if (ws->in == NULL && (ws->in = evbuffer_new()) == NULL) {
         return; /* no memory: readable again at the next iteration */
     }
-    int n = evbuffer_read(ws->in, ws->fd, READ_MAX);
+    char chunk[READ_MAX];
+    ssize_t n = read(ws->fd, chunk, sizeof(chunk));
     if (n == 0 || (n < 0 && !would_block(errno))) {
         notify_closed(ws); /* EOF or error: the peer is gone */
+        return;
+    }
+    if (n > 0 && evbuffer_add(ws->in, chunk, (size_t)n) != 0) {
+        notify_closed(ws); /* no memory for bytes already taken from the socket */
         return;
     }
     if (evbuffer_get_length(ws->in) > 0) { /* also frames that came with the upgrade */

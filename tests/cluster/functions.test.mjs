@@ -60,12 +60,14 @@ test('a room\'s job kinds run on its master with the declared home key, wherever
         assert.equal(sent[0], 'ok', sent.join(' | '));
         assert.equal(JSON.parse(sent[1]).seq, 1);
         assert.equal(sent[2], `${P}ch:r:{${r.id}}`, 'the message event on the room channel');
-        assert.equal(await rc.command('EXISTS', `${P}done:{${r.id}}:j-${r.id}-1`), '1', 'done record in the room slot');
+        assert.match(await rc.command('HGET', `${P}r:{${r.id}}:cid`, 'alice|c1'), /^1\|\d+\|[0-9a-f]{8}$/,
+            'the send recorded by its cid index entry, in the room slot');
         const again = call(via, 'imkit_msg_send', 'alice', { room: r.id, cid: 'c1', type: 'text', text: 'hi' }, `j-${r.id}-1`, home);
         assert.deepEqual(again, sent, 'the replayed job answers the same');
 
         const edit = call(via, 'imkit_msg_edit', 'alice', { room: r.id, seq: 1, text: 'edited' }, `j-${r.id}-2`, home);
         assert.equal(edit[0], 'ok', edit.join(' | '));
+        assert.equal(await rc.command('EXISTS', `${P}done:{${r.id}}:j-${r.id}-2`), '1', 'done record in the room slot');
         const react = call(via, 'imkit_msg_react', 'bob', { room: r.id, seq: 1, emoji: '👍', on: true }, `j-${r.id}-3`, home);
         assert.equal(react[0], 'ok', react.join(' | '));
         const read = call(via, 'imkit_room_read', 'bob', { room: r.id, seq: 1 }, `j-${r.id}-4`, home);

@@ -1446,8 +1446,9 @@ call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' 
 check "replayed: the same seq and ts, the message event again (clients drop it by seq)" \
   "$(j seq)|$(j ts)|$NEV|${EVFR[0]:-}" "$S1"
 check "stored once" "$(rc XLEN "${PFX}r:{gj1}:log")|$(rc HGET "${PFX}r:{gj1}" last_seq)" "1|1"
-check "a send's done record is compact: #seq|ts, kept 24 h" \
-  "$(rc GET "${PFX}done:j-ms-1")|$(( $(rc PTTL "${PFX}done:j-ms-1") > 86390000 ))" "#$A1|1"
+check "a send keeps no done record: its cid index entry is seq|ts|mark (the job id's SHA-1, 8 hex)" \
+  "$(rc EXISTS "${PFX}done:j-ms-1")|$(rc HGET "${PFX}r:{gj1}:cid" 'jo|jc1')" \
+  "0|$A1|$(printf %s j-ms-1 | sha1sum | cut -c1-8)"
 call imkit_msg_edit jo '{"room":"gj1","seq":1,"text":"edited"}' j-me-1
 call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' j-ms-1
 check "replayed after an edit: the first run's answer and event, byte for byte" \
@@ -1460,10 +1461,11 @@ call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' 
 check "another job with the same cid: the cid retry (same seq, no event)" "$(j seq)|$NEV" "1|0"
 call imkit_msg_send jo '{"room":"gj1","cid":"jc2","type":"text","text":"twice"}' j-ms-2
 check "another job: the next seq" "$ST|$(j seq)|$NEV" "ok|2|1"
+JOB_HOME='{gj1}' call imkit_room_update jo '{"room":"gj1","name":"J home"}' j-uh-1
+check "a job that declares its home (as workers do): its done record in the home's slot" \
+  "$ST|$(rc EXISTS "${PFX}done:{gj1}:j-uh-1")|$(rc EXISTS "${PFX}done:j-uh-1")" "ok|1|0"
 JOB_HOME='{gj1}' call imkit_msg_send jo '{"room":"gj1","cid":"jh1","type":"text","text":"home"}' j-mh-1
 H1="$ST|$(j seq)|$NEV|$(rc XLEN "${PFX}r:{gj1}:log")"
-check "a job that declares its home (as workers do): its done record in the home's slot" \
-  "$(rc EXISTS "${PFX}done:{gj1}:j-mh-1")|$(rc EXISTS "${PFX}done:j-mh-1")" "1|0"
 JOB_HOME='{gj1}' call imkit_msg_send jo '{"room":"gj1","cid":"jh1","type":"text","text":"home"}' j-mh-1
 check "replayed with its home: the same answer and event, nothing stored" \
   "$ST|$(j seq)|$NEV|$(rc XLEN "${PFX}r:{gj1}:log")" "$H1"
@@ -1482,12 +1484,23 @@ check "a stored refusal answers the same even when it would now succeed" "$ST|$N
 
 # A fault (a Lua error) is not a reply: not stored, the retry runs for real.
 rc SET "${PFX}r:{jbad}" x >/dev/null
-call imkit_msg_send jo '{"room":"jbad","cid":"c","type":"text","text":"x"}' j-f-1
+call imkit_room_update jo '{"room":"jbad","name":"x"}' j-f-1
 check_match "a fault is a Redis error" "$ST" "WRONGTYPE"
 check "it is not stored" "$(rc EXISTS "${PFX}done:j-f-1")" 0
 rc DEL "${PFX}r:{jbad}" >/dev/null
-call imkit_msg_send jo '{"room":"jbad","cid":"c","type":"text","text":"x"}' j-f-1
+call imkit_room_update jo '{"room":"jbad","name":"x"}' j-f-1
 check "the retry runs" "$ST|$(rc EXISTS "${PFX}done:j-f-1")" "not_found|1"
+
+# A refused send records nothing: run again, it is judged on the room as it then is.
+call imkit_room_create jo '{"type":"group","id":"gjr","members":["jx"]}'
+call imkit_msg_send jy '{"room":"gjr","cid":"r1","type":"text","text":"x"}' j-rs-1
+check "a refused send: no record" "$ST|$(rc EXISTS "${PFX}done:j-rs-1")|$(rc HLEN "${PFX}r:{gjr}:cid")" "forbidden|0|0"
+call imkit_members_add jo '{"room":"gjr","members":["jy"]}'
+call imkit_msg_send jy '{"room":"gjr","cid":"r1","type":"text","text":"x"}' j-rs-1
+check "run again once the sender is a member: stored, once" "$ST|$(j seq)|$(rc XLEN "${PFX}r:{gjr}:log")" "ok|1|1"
+call imkit_room_delete '' '{"room":"gjr"}'
+call imkit_msg_send jy '{"room":"gjr","cid":"r1","type":"text","text":"x"}' j-rs-1
+check "a send run again after its room was deleted: not_found (its cid index went with it)" "$ST" "not_found"
 
 call imkit_room_get jo '{"room":"gj1"}' j-q-1
 check "a query (FCALL_RO) ignores a job id" "$ST|$(rc EXISTS "${PFX}done:j-q-1")" "ok|0"
@@ -1654,15 +1667,18 @@ L0=$(rc XLEN "${PFX}events")
 call imkit_auth '' '{"sub":"of1","name":"OF"}' j-of-1 0
 call imkit_room_create of1 '{"type":"group","id":"gof","members":["of2"]}' j-of-2 0
 call imkit_msg_send of1 '{"room":"gof","cid":"c1","type":"text","text":"x"}' j-of-3 0
+call imkit_msg_send of1 '{"room":"gof","cid":"c1","type":"text","text":"x"}' j-of-3 1
+check "a send done with the feed off, replayed with it on: its answer, no entry" \
+  "$ST|$(j seq)|$(rc XLEN "${PFX}events")" "ok|1|$L0"
 call imkit_members_add of1 '{"room":"gof","members":["of3"]}' '' 0
 call imkit_room_update of1 '{"room":"gof","name":"N"}' '' 0
 call imkit_members_remove of1 '{"room":"gof","members":["of3"]}' '' 0
 call imkit_room_leave of2 '{"room":"gof"}'
 call imkit_room_delete '' '{"room":"gof"}' j-of-4
 check "the flag \"0\" or absent: no entry" "$ST|$(rc XLEN "${PFX}events")" "ok|$L0"
-call imkit_msg_send of1 '{"room":"gof","cid":"c1","type":"text","text":"x"}' j-of-3 1
+call imkit_room_create of1 '{"type":"group","id":"gof","members":["of2"]}' j-of-2 1
 check "a job done with the feed off, replayed with it on: its reply, no entry" \
-  "$ST|$(j seq)|$(rc XLEN "${PFX}events")" "ok|1|$L0"
+  "$ST|$(j id)|$(rc XLEN "${PFX}events")" "ok|gof|$L0"
 
 #######################################################################################
 section "outbox on a cluster"

@@ -41,6 +41,13 @@ Jobs: exactly-once replies
   which clients drop by seq) and touches nothing else. Every reply is stored, error
   replies too (they are definitive); a real fault (a Lua error) is not, and the retry runs
   for real. This is done once, by the registration wrapper (section 8).
+  A message send, the one job per message, keeps no done record (OWN_RECORD): its entry in
+  the room's cid index is its record, "<seq>|<ts>|<mark>", where mark is the first 8 hex
+  digits of the job id's SHA-1. The same job again (same mark) publishes the message event
+  again; another job with the same sender and cid (a client's retry) gets the answer only.
+  A refused send records nothing: run again, it is judged again on the room as it then is.
+  A done key per message would hold about 150 bytes for 24 h: gigabytes at a few thousand
+  messages a second, and a keyspace that never stops growing.
 
 Other slots
   A job's writes outside its home slot (a member's room index u:{id}:rooms and profile, a
@@ -300,7 +307,7 @@ local NOW = nil    -- ms, read once per call so one call sees one instant
 local EVENTS = {}  -- flat list: channel, frame, channel, frame, ...
 local OUTBOX = nil -- the feed on: entries to write, in order, and .left (see outbox_left);
                    -- nil when the feed is off (header: Outbox)
-local DONE = nil   -- a job's compact done record, when its handler has a replay (see entry)
+local JOB_ID = nil -- the id of a job, else nil (see entry)
 local HOME = nil   -- the declared key of a job: "{<room or client id>}", or nil (see entry)
 local CLUSTER = false -- Redis is a cluster: writes to other slots go to AFTER (header)
 local AFTER = {}   -- those writes: { route key, command, arguments... } each
@@ -864,12 +871,6 @@ end
 local function send_answer(rid, seq, ts, cid)
   return raw('{"room":' .. json_string(rid) .. ',"seq":' .. fmt_int(seq) .. ',"ts":' ..
     fmt_int(ts) .. ',"cid":' .. json_string(cid) .. '}')
-end
-
--- "<seq>|<ts>", as a send stores it in its cid index and done record -> seq, ts
-local function seq_ts(stored)
-  local seq, ts = stored:match('^(%d+)|(%d+)$')
-  return tonumber(seq), tonumber(ts)
 end
 
 local function stream_id(seq)
@@ -1500,8 +1501,32 @@ end
 
 local NEEDS_TEXT = { text = true }
 
+-- The mark of the running job in its send's cid index entry: the first 8 hex digits of the
+-- SHA-1 of its id ('' outside a job). Two jobs share one with a chance of 1 in 4 billion; a
+-- retry taken for the job itself only publishes the message event again.
+local function job_mark()
+  return JOB_ID and redis.sha1hex(JOB_ID):sub(1, 8) or ''
+end
+
+-- A cid index entry "<seq>|<ts>" or "<seq>|<ts>|<mark>" -> seq, ts, mark ('' if none)
+local function cid_entry(stored)
+  local seq, ts, mark = stored:match('^(%d+)|(%d+)|?(%x*)$')
+  return tonumber(seq), tonumber(ts), mark
+end
+
+-- The same send job again: the answer and the message event of its first run, the event
+-- rebuilt from the log (left out once retention has trimmed the message). On a cluster,
+-- the home's outbox entries still to move are handed back (its own among them unless moved
+-- already: see write_outbox).
+local function replay_msg_send(rid, seq, ts, cid)
+  local entry = redis.call('XRANGE', K.log(rid), stream_id(seq), stream_id(seq))[1]
+  if entry then emit(CH.room(rid), 'message', raw(entry[2][2])) end
+  if OUTBOX then OUTBOX.replay = true end
+  return send_answer(rid, seq, ts, cid)
+end
+
 -- imkit_msg_send: args room, cid, type, text?, payload?, reply_to?, mentions?
---   ->  {"room","seq","ts","cid"}
+--   ->  {"room","seq","ts","cid"}; its record is its cid index entry (header: Jobs)
 local function fn_msg_send(args)
   if FROM == '' then fail('bad_request', 'from: a message needs a sender') end
   local rid = arg_str(args, 'room', true)
@@ -1518,7 +1543,8 @@ local function fn_msg_send(args)
   -- answer of the message that was stored.
   local hit = redis.call('HGET', K.cids(rid), FROM .. '|' .. cid)
   if hit then
-    local seq, ts = seq_ts(hit)
+    local seq, ts, mark = cid_entry(hit)
+    if mark ~= '' and mark == job_mark() then return replay_msg_send(rid, seq, ts, cid) end
     return send_answer(rid, seq, ts, cid)
   end
   check_member(rid)
@@ -1534,26 +1560,12 @@ local function fn_msg_send(args)
   redis.call('XADD', K.log(rid), stream_id(m.seq), 'm', text)
   redis.call('HSET', K.room(rid), 'last_seq', fmt_int(m.seq), 'last_ts', fmt_int(m.ts),
     'last_msg', text)
-  local stored = fmt_int(m.seq) .. '|' .. fmt_int(m.ts) -- in the cid index and done record
-  redis.call('HSET', K.cids(rid), FROM .. '|' .. cid, stored)
+  redis.call('HSET', K.cids(rid), FROM .. '|' .. cid,
+    fmt_int(m.seq) .. '|' .. fmt_int(m.ts) .. '|' .. job_mark())
   redis.call('HSET', K.reads(rid), FROM, fmt_int(m.seq)) -- own messages are never unread
   emit(CH.room(rid), 'message', raw(text))
   outbox_message(rid, text, m.ts)
-  DONE = stored
   return send_answer(rid, m.seq, m.ts, cid)
-end
-
--- The same send job again, from its compact done record "<seq>|<ts>": the answer and the
--- message event of the first run, rebuilt from the log (the event is left out once
--- retention has trimmed the message). On a cluster, the home's outbox entries still to move
--- are handed back (its own among them unless moved already: see write_outbox).
-local function replay_msg_send(args, record)
-  local rid, cid = arg_str(args, 'room', true), arg_str(args, 'cid', true)
-  local seq, ts = seq_ts(record)
-  local entry = redis.call('XRANGE', K.log(rid), stream_id(seq), stream_id(seq))[1]
-  if entry then emit(CH.room(rid), 'message', raw(entry[2][2])) end
-  if OUTBOX then OUTBOX.replay = true end
-  return send_answer(rid, seq, ts, cid)
 end
 
 -- imkit_msg_history: args room, before? | after?, limit  ->  {"messages","has_more"}
@@ -1950,16 +1962,15 @@ local function run(handler, packed, self_publish)
 end
 
 -- Wraps a handler(args) -> data into a Redis Function callback (mode: see JOB). A job with
--- an id answers from done:<id> when it was applied already, else runs and stores its reply:
--- the whole reply (cmsgpack), or, when the handler set DONE and has a replay(args, DONE),
--- '#' .. DONE, from which replay rebuilds that reply (a message send: a few bytes instead
--- of its answer and event).
-local function entry(handler, mode, replay)
+-- an id answers from done:<id> when it was applied already, else runs and stores its reply
+-- there (cmsgpack); a handler registered OWN_RECORD keeps its own record instead (header:
+-- Jobs).
+local function entry(handler, mode, own_record)
   return function(keys, argv)
     if argv[1] == nil or argv[2] == nil then
       error('imkit: call as FCALL <function> <0 | 1 {<home id>}> <prefix> <from> <msgpack args>')
     end
-    P, FROM, NOW, EVENTS, OUTBOX, DONE, HOME = argv[1], argv[2], nil, {}, nil, nil, keys[1]
+    P, FROM, NOW, EVENTS, OUTBOX, JOB_ID, HOME = argv[1], argv[2], nil, {}, nil, nil, keys[1]
     CLUSTER = mode == FOLLOW_UP or (mode == JOB and argv[6] == '1') or
       (mode == SELF_PUBLISH and argv[4] == '1')
     AFTER, ANSWER_AT, LEFT, OFFLINE = {}, nil, {}, ''
@@ -1969,19 +1980,16 @@ local function entry(handler, mode, replay)
       return run(handler, argv[3], false)
     end
     if mode ~= JOB then return run(handler, argv[3], mode == SELF_PUBLISH) end
-    local job = argv[4] ~= '' and argv[4] or nil
+    JOB_ID = argv[4] ~= '' and argv[4] or nil
     if argv[5] == '1' then OUTBOX = { left = {} } end
-    if job then
-      local done = redis.call('GET', K.done(job))
-      if done and replay and done:byte(1) == 35 then -- '#'
-        return run(function(args) return replay(args, done:sub(2)) end, argv[3], false)
-      end
+    local record = JOB_ID and not own_record
+    if record then
+      local done = redis.call('GET', K.done(JOB_ID))
       if done then return cmsgpack.unpack(done) end
     end
     local reply = run(handler, argv[3], false)
-    if job then
-      local record = (replay and DONE) and ('#' .. DONE) or cmsgpack.pack(reply)
-      redis.call('SET', K.done(job), record, 'PX', DONE_TTL_MS)
+    if record then
+      redis.call('SET', K.done(JOB_ID), cmsgpack.pack(reply), 'PX', DONE_TTL_MS)
     end
     return reply
   end
@@ -1989,8 +1997,10 @@ end
 
 local WRITE, QUERY = {}, { 'no-writes' }
 
+local OWN_RECORD = true -- a job that keeps its own record of being applied (header: Jobs)
+
 local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list of job
-  -- kinds), replay (rebuilds a job's reply from its compact done record: see entry)
+  -- kinds), OWN_RECORD (see entry)
   { 'imkit_auth', fn_auth, WRITE, JOB },
   { 'imkit_auth_check', fn_auth_check, QUERY },
   { 'imkit_client_put', fn_client_put, WRITE, JOB },
@@ -2003,7 +2013,7 @@ local FUNCTIONS = { -- name, handler, flags, mode (JOB: the worker's allow-list 
   { 'imkit_room_row', fn_room_row, QUERY },
   { 'imkit_client_card', fn_client_card, QUERY },
   { 'imkit_room_read', fn_room_read, WRITE, JOB },
-  { 'imkit_msg_send', fn_msg_send, WRITE, JOB, replay_msg_send },
+  { 'imkit_msg_send', fn_msg_send, WRITE, JOB, OWN_RECORD },
   { 'imkit_msg_history', fn_msg_history, QUERY },
   { 'imkit_me_update', fn_me_update, WRITE, JOB },
   { 'imkit_room_update', fn_room_update, WRITE, JOB },

@@ -201,6 +201,7 @@ end
 -- URLs). Every "/" it writes is escaped, so a "\/" pair in its output is always such an
 -- escape and can be turned back into "/".
 local function json_string(s)
+  if not string.find(s, '/', 1, true) then return cjson.encode(s) end -- most: no gsub
   return (cjson.encode(s):gsub('\\/', '/'))
 end
 

@@ -37,8 +37,16 @@ test(`SIGTERM a worker holding a batch during ${TOTAL} messages: it acks its bat
             if (done) {
                 break;
             }
-            const { i, held } = await fc.freezeHolding([k % 2, (k + 1) % 2]);
-            if (held === 0 && done) {
+            // Sought again until a worker is caught holding jobs: between two bursts both
+            // may hold none, and a SIGTERM then tests nothing.
+            let frozen = await fc.freezeHolding([k % 2, (k + 1) % 2]);
+            while (frozen.held === 0 && !done) {
+                fc.signalWorker(frozen.i, 'SIGCONT');
+                await sleep(50);
+                frozen = await fc.freezeHolding([k % 2, (k + 1) % 2]);
+            }
+            const { i, held } = frozen;
+            if (held === 0) {
                 // The load ended while a busy worker was sought: nothing left to hold.
                 fc.signalWorker(i, 'SIGCONT');
                 break;

@@ -46,7 +46,7 @@ Jobs: exactly-once replies
   digits of the job id's SHA-1. The same job again (same mark) publishes the message event
   again; another job with the same sender and cid (a client's retry) gets the answer only.
   A refused send records nothing: run again, it is judged again on the room as it then is.
-  A done key per message would hold about 150 bytes for 24 h: gigabytes at a few thousand
+  A done key per message would hold about 136 bytes for 24 h: gigabytes at a few thousand
   messages a second, and a keyspace that never stops growing.
 
 Other slots

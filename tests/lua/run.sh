@@ -1459,6 +1459,10 @@ check "replayed once retention trimmed the message: the answer, no event" \
   "$ST|$(j seq)|$(j ts)|$NEV" "ok|$A1|0"
 call imkit_msg_send jo '{"room":"gj1","cid":"jc1","type":"text","text":"once"}' j-ms-3
 check "another job with the same cid: the cid retry (same seq, no event)" "$(j seq)|$NEV" "1|0"
+rc HSET "${PFX}r:{gj1}:cid" 'jo|jc0' "1|$(j ts)" >/dev/null
+call imkit_msg_send jo '{"room":"gj1","cid":"jc0","type":"text","text":"once"}' j-ms-0
+check "an entry written before the mark (seq|ts): answered as a retry, no event, nothing written" \
+  "$ST|$(j seq)|$NEV|$(rc XLEN "${PFX}r:{gj1}:log")|$(rc HGET "${PFX}r:{gj1}:cid" 'jo|jc0')" "ok|1|0|0|1|$(j ts)"
 call imkit_msg_send jo '{"room":"gj1","cid":"jc2","type":"text","text":"twice"}' j-ms-2
 check "another job: the next seq" "$ST|$(j seq)|$NEV" "ok|2|1"
 JOB_HOME='{gj1}' call imkit_room_update jo '{"room":"gj1","name":"J home"}' j-uh-1

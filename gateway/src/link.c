@@ -11,10 +11,10 @@
 #include "imkit/log.h"
 #include "imkit/map.h"
 #include "imkit/redis_url.h"
+#include "redis_events.h"
 #include "subscriber.h"
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
@@ -355,11 +355,17 @@ static void connect_node(struct node *n)
         schedule_retry(n);
         return;
     }
+    if (imk_redis_events_attach(ac, link->base) != 0) {
+        IMK_WARN("redis_connect_failed", "link=command node=%s:%d error=\"no memory\"",
+                 n->addr.host, n->addr.port);
+        redisAsyncFree(ac);
+        schedule_retry(n);
+        return;
+    }
     ac->data = n;
     n->ac = ac;
     n->outstanding = 0;
     redisEnableKeepAlive(&ac->c); /* a master whose host vanished is noticed */
-    redisLibeventAttach(ac, link->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* Queued before anything else, so they run first once connected. */

@@ -4,15 +4,15 @@
  * neither leaks through jwt.h. */
 #include "imkit/jwt.h"
 
-#include <limits.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "imkit/b64url.h"
 
@@ -28,6 +28,7 @@ struct key {
     size_t kid_len;
     const unsigned char *secret; /* points into imk_jwt_keys.buf */
     size_t secret_len;
+    EVP_MAC_CTX *hmac; /* HMAC-SHA256 keyed with secret: each MAC starts from a copy */
 };
 
 struct imk_jwt_keys {
@@ -95,8 +96,33 @@ static bool parse_entry(const char *p, const char *e, struct key *k)
         k->secret = (const unsigned char *)colon + 1;
         k->secret_len = (size_t)(e - colon - 1);
     }
-    /* HMAC() takes the key length as an int. */
-    return k->secret_len > 0 && k->secret_len <= INT_MAX;
+    return k->secret_len > 0;
+}
+
+/* Keys k->hmac with k->secret: the algorithm is looked up and the key hashed once, not per
+ * token. Returns false when OpenSSL fails. */
+static bool key_hmac_init(struct key *k)
+{
+    static char digest[] = "SHA256"; /* OSSL_PARAM takes it as char * */
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    k->hmac = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac); /* the context holds its own reference */
+    return k->hmac != NULL && EVP_MAC_init(k->hmac, k->secret, k->secret_len, params) == 1;
+}
+
+/* HMAC-SHA256 of data under k into mac. Returns 0 or IMK_JWT_ENOMEM. */
+static int key_hmac(const struct key *k, const void *data, size_t len, unsigned char mac[SIG_LEN])
+{
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(k->hmac);
+    size_t mac_len = 0;
+    int ok = ctx != NULL && EVP_MAC_update(ctx, data, len) == 1 &&
+             EVP_MAC_final(ctx, mac, &mac_len, SIG_LEN) == 1 && mac_len == SIG_LEN;
+    EVP_MAC_CTX_free(ctx);
+    return ok ? 0 : IMK_JWT_ENOMEM;
 }
 
 imk_jwt_keys_t *imk_jwt_keys_create(const char *spec)
@@ -138,6 +164,10 @@ imk_jwt_keys_t *imk_jwt_keys_create(const char *spec)
         if (!parse_entry(p, e, k)) {
             goto fail;
         }
+        keys->count = i + 1; /* from here on, destroy frees k */
+        if (!key_hmac_init(k)) {
+            goto fail;
+        }
         if (k->kid == NULL) {
             if (keys->default_index != NO_DEFAULT) {
                 goto fail;
@@ -152,7 +182,6 @@ imk_jwt_keys_t *imk_jwt_keys_create(const char *spec)
                 }
             }
         }
-        keys->count = i + 1;
         p = e + 1;
     }
     return keys;
@@ -170,6 +199,9 @@ void imk_jwt_keys_destroy(imk_jwt_keys_t *keys)
     if (keys->buf != NULL) {
         OPENSSL_cleanse(keys->buf, keys->buf_len);
         free(keys->buf);
+    }
+    for (size_t i = 0; i < keys->count; i++) {
+        EVP_MAC_CTX_free(keys->keys[i].hmac);
     }
     OPENSSL_cleanse(keys, sizeof(*keys) + keys->count * sizeof(keys->keys[0]));
     free(keys);
@@ -256,12 +288,9 @@ static int check_signature(const imk_jwt_keys_t *keys, const struct key *only, c
     /* Every candidate is tried, even after a match, so timing does not tell which matched. */
     for (size_t i = first; i < last; i++) {
         const struct key *k = &keys->keys[i];
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int mac_len = 0;
+        unsigned char mac[SIG_LEN];
 
-        if (HMAC(EVP_sha256(), k->secret, (int)k->secret_len, (const unsigned char *)data, data_len,
-                 mac, &mac_len) == NULL ||
-            mac_len != SIG_LEN) {
+        if (key_hmac(k, data, data_len, mac) != 0) {
             return IMK_JWT_ENOMEM;
         }
         match |= CRYPTO_memcmp(mac, sig, SIG_LEN) == 0;
@@ -467,8 +496,7 @@ char *imk_jwt_sign(const imk_jwt_keys_t *keys, const char *sub, const char *name
     char *p = NULL;
     char *out = NULL;
     size_t h_len, p_len, size, pos = 0;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
+    unsigned char mac[SIG_LEN];
     int err = 0;
 
     if (keys == NULL || keys->count == 0 || sub == NULL || !valid_sub(sub, strlen(sub)) ||
@@ -514,9 +542,7 @@ char *imk_jwt_sign(const imk_jwt_keys_t *keys, const char *sub, const char *name
     }
     append_b64(out, &pos, h, h_len, size, '.');
     append_b64(out, &pos, p, p_len, size, '\0');
-    if (HMAC(EVP_sha256(), k->secret, (int)k->secret_len, (const unsigned char *)out, pos, mac,
-             &mac_len) == NULL ||
-        mac_len != SIG_LEN) {
+    if (key_hmac(k, out, pos, mac) != 0) {
         free(out);
         out = NULL;
         goto out;

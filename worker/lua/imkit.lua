@@ -511,8 +511,9 @@ end
 -- Creates the profile when missing (name = given name, else the id: PROTOCOL.md
 -- "Ids that never connected may be named as members"). Returns the profile and
 -- whether it was created. A deleted client's hash is reused: its revocation mark stays.
-local function ensure_profile(id, name)
-  local prof = load_hash(K.user(id))
+-- raw: the profile hash when the caller read it already (nil: read here).
+local function ensure_profile(id, name, raw)
+  local prof = raw or load_hash(K.user(id))
   if prof and not prof.deleted then return prof, false end
   if prof then redis.call('HDEL', K.user(id), 'deleted') end
   prof = { name = name or id, created_at = fmt_int(now_ms()),
@@ -535,13 +536,17 @@ local function ensure_member_profile(id)
 end
 
 -- Presence from the gateways' counters: online when any gateway holds a connection.
+-- h: the online hash as load_hash reads it.
+local function online_in(h)
+  for field, count in pairs(h) do
+    if field ~= 'last_seen' and (tonumber(count) or 0) > 0 then return true end
+  end
+  return false
+end
+
 local function presence_of(id)
   local h = load_hash(K.online(id)) or {}
-  local online = false
-  for field, count in pairs(h) do
-    if field ~= 'last_seen' and (tonumber(count) or 0) > 0 then online = true end
-  end
-  return online, tonumber(h.last_seen)
+  return online_in(h), tonumber(h.last_seen)
 end
 
 -- presence_of's online, in one or two commands whatever the hash holds (message.sent asks
@@ -560,11 +565,11 @@ local function emit_presence(id, online, last_seen)
     'last_seen', last_seen or NULL))
 end
 
--- After a change to the client's online hash (was_online = presence before it): when the
--- client went offline, last_seen = now; when it went on- or offline, a presence event.
--- Returns whether the client is online.
-local function presence_settle(id, was_online)
-  local online, last_seen = presence_of(id)
+-- After a change to the client's online hash (was_online = presence before it, h = the hash
+-- after it): when the client went offline, last_seen = now; when it went on- or offline, a
+-- presence event. Returns whether the client is online.
+local function presence_settle(id, was_online, h)
+  local online, last_seen = online_in(h), tonumber(h.last_seen)
   if online ~= was_online then
     if not online then
       last_seen = now_ms()
@@ -992,8 +997,8 @@ end
 
 -- imkit_auth: args sub, iat?, name?, avatar?  ->  client
 local function fn_auth(args)
-  local id, name, avatar = auth_identity(args)
-  local prof = ensure_profile(id, name)
+  local id, name, avatar, raw = auth_identity(args)
+  local prof = ensure_profile(id, name, raw)
   update_profile(id, prof, { name = name, avatar = avatar })
   return client_obj(id, prof)
 end
@@ -1138,24 +1143,29 @@ local function fn_presence_set(args)
   local gw = arg_str(args, 'gw', true)
   local delta = arg_int(args, 'delta', true)
   if gw == 'last_seen' then fail('bad_request', 'gw: last_seen is not a gateway id') end
-  local was_online = presence_of(id)
+  local h = load_hash(K.online(id)) or {}
+  local was_online = online_in(h)
   local n = redis.call('HINCRBY', K.online(id), gw, fmt_int(delta))
   -- on a cluster gwc:<gw> is another slot: the gateway keeps it itself
   if n > 0 then
+    h[gw] = fmt_int(n)
     if not CLUSTER then redis.call('SADD', K.gw_clients(gw), id) end
   else -- at 0 (or below: a decrement after imkit_gateway_gone cleaned up) the field goes
+    h[gw] = nil
     redis.call('HDEL', K.online(id), gw)
     if not CLUSTER then redis.call('SREM', K.gw_clients(gw), id) end
   end
-  return obj('online', presence_settle(id, was_online))
+  return obj('online', presence_settle(id, was_online, h))
 end
 
 -- Drops dead gateway gw's count of client id; the client goes offline when that was its
 -- last session. Returns 1 when there was a count.
 local function drop_gateway_count(id, gw)
-  local was_online = presence_of(id)
+  local h = load_hash(K.online(id)) or {}
+  local was_online = online_in(h)
   local cleaned = redis.call('HDEL', K.online(id), gw)
-  presence_settle(id, was_online)
+  h[gw] = nil
+  presence_settle(id, was_online, h)
   return cleaned
 end
 

@@ -511,13 +511,15 @@ end
 -- Creates the profile when missing (name = given name, else the id: PROTOCOL.md
 -- "Ids that never connected may be named as members"). Returns the profile and
 -- whether it was created. A deleted client's hash is reused: its revocation mark stays.
--- raw: the profile hash when the caller read it already (nil: read here).
+-- raw: the profile hash when the caller read it already (false: read, and there is none;
+-- nil: read here).
 local function ensure_profile(id, name, raw)
-  local prof = raw or load_hash(K.user(id))
+  local prof = raw
+  if prof == nil then prof = load_hash(K.user(id)) end
   if prof and not prof.deleted then return prof, false end
   if prof then redis.call('HDEL', K.user(id), 'deleted') end
   prof = { name = name or id, created_at = fmt_int(now_ms()),
-    tokens_valid_after = prof and prof.tokens_valid_after }
+    tokens_valid_after = prof and prof.tokens_valid_after or nil }
   redis.call('HSET', K.user(id), 'name', prof.name, 'created_at', prof.created_at)
   -- built when written: callers fill in the returned prof (auth's avatar, client_put's meta)
   outbox('client.created', function() return client_obj(id, prof) end)
@@ -998,7 +1000,7 @@ end
 -- imkit_auth: args sub, iat?, name?, avatar?  ->  client
 local function fn_auth(args)
   local id, name, avatar, raw = auth_identity(args)
-  local prof = ensure_profile(id, name, raw)
+  local prof = ensure_profile(id, name, raw or false)
   update_profile(id, prof, { name = name, avatar = avatar })
   return client_obj(id, prof)
 end

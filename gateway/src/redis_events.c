@@ -18,9 +18,8 @@ struct redis_events {
     struct event *read;  /* EV_READ | EV_PERSIST, armed from the attach to the cleanup */
     struct event *write; /* EV_WRITE: while connecting, or while the socket refuses bytes */
     struct event *flush; /* activated by hand: write what the iteration queued */
-    bool reading;
-    bool flushing;     /* inside redisAsyncHandleWrite, called by on_flush */
-    bool freed_by_lib; /* hiredis cleaned up during on_flush: on_flush frees */
+    bool flushing;       /* inside redisAsyncHandleWrite, called by on_flush */
+    bool freed_by_lib;   /* hiredis cleaned up during on_flush: on_flush frees */
 };
 
 static void free_event(struct event *ev)
@@ -67,22 +66,17 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* hiredis asks this after every read: a no-op while the persistent event is pending. */
 static void add_read(void *privdata)
 {
     struct redis_events *e = privdata;
-    if (!e->reading) {
-        event_add(e->read, NULL);
-        e->reading = true;
-    }
+    event_add(e->read, NULL);
 }
 
 static void del_read(void *privdata)
 {
     struct redis_events *e = privdata;
-    if (e->reading) {
-        event_del(e->read);
-        e->reading = false;
-    }
+    event_del(e->read);
 }
 
 /* hiredis asks this for every command it queues, and after a write that left bytes behind.

@@ -511,19 +511,20 @@ end
 -- Creates the profile when missing (name = given name, else the id: PROTOCOL.md
 -- "Ids that never connected may be named as members"). Returns the profile and
 -- whether it was created. A deleted client's hash is reused: its revocation mark stays.
--- raw: the profile hash when the caller read it already (false: read, and there is none;
--- nil: read here).
-local function ensure_profile(id, name, raw)
-  local prof = raw
-  if prof == nil then prof = load_hash(K.user(id)) end
+-- prof: the profile hash as read (nil when there is none).
+local function ensure_read_profile(id, name, prof)
   if prof and not prof.deleted then return prof, false end
   if prof then redis.call('HDEL', K.user(id), 'deleted') end
   prof = { name = name or id, created_at = fmt_int(now_ms()),
-    tokens_valid_after = prof and prof.tokens_valid_after or nil }
+    tokens_valid_after = prof and prof.tokens_valid_after }
   redis.call('HSET', K.user(id), 'name', prof.name, 'created_at', prof.created_at)
   -- built when written: callers fill in the returned prof (auth's avatar, client_put's meta)
   outbox('client.created', function() return client_obj(id, prof) end)
   return prof, true
+end
+
+local function ensure_profile(id, name)
+  return ensure_read_profile(id, name, load_hash(K.user(id)))
 end
 
 -- imkit_profile_ensure (FOLLOW_UP): args id  ->  {}. ensure_profile in the client's slot.
@@ -1000,7 +1001,7 @@ end
 -- imkit_auth: args sub, iat?, name?, avatar?  ->  client
 local function fn_auth(args)
   local id, name, avatar, raw = auth_identity(args)
-  local prof = ensure_profile(id, name, raw or false)
+  local prof = ensure_read_profile(id, name, raw)
   update_profile(id, prof, { name = name, avatar = avatar })
   return client_obj(id, prof)
 end

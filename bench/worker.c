@@ -50,13 +50,15 @@ static void start_clients(lg_worker_t *w, int limit)
 }
 
 /* Open loop: every send due by now goes out, each stamped with its scheduled time, so a
- * late send shows as latency rather than as a lower rate. */
+ * late send shows as latency rather than as a lower rate. Send k is due at t0 + k / rate,
+ * so by now those up to floor((now - t0) * rate) are: one more than whole periods elapsed
+ * (counting one fewer would stamp every send a period early). */
 static void pace(lg_worker_t *w, int64_t now)
 {
     if (w->rate <= 0 || w->nsenders == 0) {
         return;
     }
-    uint64_t due = (uint64_t)((double)(now - w->pace_t0) * w->rate / 1e6);
+    uint64_t due = (uint64_t)((double)(now - w->pace_t0) * w->rate / 1e6) + 1;
     while (w->paced < due) {
         lg_client_t *c = w->senders[w->rr++ % w->nsenders];
         int64_t t = w->pace_t0 + (int64_t)((double)w->paced * 1e6 / w->rate);

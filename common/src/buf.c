@@ -20,9 +20,12 @@ static int reserve(imk_buf_t *b, size_t extra)
     while (cap <= b->len + extra) {
         cap *= 2;
     }
-    char *data = realloc(b->data, cap);
+    char *data = b->data == b->storage ? malloc(cap) : realloc(b->data, cap);
     if (data == NULL) {
         return IMK_ENOMEM;
+    }
+    if (b->data == b->storage && b->data != NULL) {
+        memcpy(data, b->data, b->len + 1);
     }
     b->data = data;
     b->cap = cap;
@@ -63,6 +66,12 @@ int imk_buf_printf(imk_buf_t *b, const char *fmt, ...)
     return 0;
 }
 
+void imk_buf_init_on(imk_buf_t *b, char *storage, size_t size)
+{
+    storage[0] = '\0';
+    *b = (imk_buf_t){storage, 0, size, storage};
+}
+
 void imk_buf_reset(imk_buf_t *b)
 {
     b->len = 0;
@@ -73,8 +82,10 @@ void imk_buf_reset(imk_buf_t *b)
 
 void imk_buf_deinit(imk_buf_t *b)
 {
-    free(b->data);
-    b->data = NULL;
+    if (b->data != b->storage) {
+        free(b->data);
+    }
+    b->data = b->storage = NULL;
     b->len = b->cap = 0;
 }
 

@@ -4,8 +4,9 @@
 #include "imkit/job.h"
 #include "imkit/keys.h"
 #include "imkit/log.h"
-#include "link.h"
 #include "gather.h"
+#include "link.h"
+#include "ops.h"
 
 #include <hiredis/hiredis.h>
 #include <stdint.h>
@@ -20,6 +21,9 @@ struct reply_ref {
     const char *kind; /* the function: a static string of the operations table */
     bool job;
 };
+
+/* A job's envelope around its arguments: kind, job id, gateway, ids and times. */
+#define ENVELOPE_HEAD 512
 
 static const char unavailable[] = "unavailable";
 static const char redis_gone[] = "storage unreachable; safe to retry";
@@ -112,7 +116,9 @@ static int send_job(imk_gateway_t *gw, const imk_call_t *call, struct reply_ref 
         .args = {call->args->data, call->args->len},
         .home = {home, strlen(home)},
     };
-    imk_buf_t envelope = IMK_BUF_INIT;
+    char storage[IMK_OP_ARGS_STORAGE + ENVELOPE_HEAD];
+    imk_buf_t envelope;
+    imk_buf_init_on(&envelope, storage, sizeof(storage));
     if (imk_job_encode(&job, &envelope) != 0) {
         imk_buf_deinit(&envelope);
         return IMK_ENOMEM;

@@ -11,6 +11,7 @@
 #include "imkit/keys.h"
 #include "imkit/log.h"
 #include "imkit/redis_url.h"
+#include "json_arena.h"
 #include "link.h"
 #include "liveness.h"
 #include "pending.h"
@@ -234,6 +235,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    imk_json_arena_install();
     int processes = imk_processes_count(&cfg);
     int status = 0;
     if (processes > 1 && !imk_processes_supervise(&cfg, processes, &status)) {

@@ -30,11 +30,12 @@ struct args {
     imk_buf_t body;
     imk_mp_t mp;
     uint32_t n;
+    char storage[IMK_OP_ARGS_STORAGE];
 };
 
 static void args_init(struct args *a)
 {
-    a->body = (imk_buf_t)IMK_BUF_INIT;
+    imk_buf_init_on(&a->body, a->storage, sizeof(a->storage));
     imk_mp_init(&a->mp, &a->body);
     a->n = 0;
 }
@@ -142,15 +143,19 @@ static int read_object_text(json_t *data, const char *name, size_t max, bool req
     if (!json_is_object(v)) {
         return imk_op_fail(err, "bad_request", "%s: must be an object", name);
     }
-    *out = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (*out == NULL) {
-        return imk_op_fail(err, "internal", "out of memory");
-    }
-    if (strlen(*out) > max) {
-        free(*out);
-        *out = NULL;
+    /* Dumped into a buffer of our own: json_dumps would allocate it in the frame's arena
+     * (json_arena.h), which the caller's free() must not see. */
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    if (n > max) {
         return imk_op_fail(err, "too_large", "%s: over %zu bytes of JSON", name, max);
     }
+    *out = malloc(n + 1);
+    if (n == 0 || *out == NULL || json_dumpb(v, *out, n, JSON_COMPACT) != n) {
+        free(*out);
+        *out = NULL;
+        return imk_op_fail(err, "internal", "out of memory");
+    }
+    (*out)[n] = '\0';
     return 0;
 }
 

@@ -15,6 +15,10 @@
 
 struct json_t;
 
+/* Bytes of the stack a request's arguments map is built in (imk_buf_init_on): most maps,
+ * a message with its text included, fit without an allocation. */
+#define IMK_OP_ARGS_STORAGE 1024
+
 /* A validation failure: code is a contract error code, message names the field. */
 typedef struct imk_op_error {
     const char *code;

@@ -10,6 +10,7 @@
 #include "imkit/keys.h"
 #include "imkit/log.h"
 #include "imkit/text.h"
+#include "json_arena.h"
 #include "link.h"
 #include "ops.h"
 #include "pending.h"
@@ -25,6 +26,7 @@
 #define NO_ID (-1) /* a request whose id could not be read: answered with "id": null */
 #define TYPING_INTERVAL_MS 1000
 #define ABUSE_WINDOW_MS 10000
+#define ANSWER_STORAGE 512 /* the stack an answer frame is built in, past which it allocates */
 
 static void send_error(imk_session_t *s, int64_t id, const char *code, const char *message)
 {
@@ -51,7 +53,9 @@ static void send_ok(imk_session_t *s, int64_t id, const char *data, size_t len)
     if (id <= 0) {
         return;
     }
-    imk_buf_t out = IMK_BUF_INIT;
+    char storage[ANSWER_STORAGE];
+    imk_buf_t out;
+    imk_buf_init_on(&out, storage, sizeof(storage));
     imk_buf_printf(&out, "{\"id\":%lld,\"ok\":true,\"data\":", (long long)id);
     imk_buf_append(&out, data, len);
     imk_buf_append(&out, "}", 1);
@@ -110,7 +114,9 @@ static void dispatch_op(imk_session_t *s, int64_t id, const imk_op_t *op, const 
 
 static void run_op(imk_session_t *s, int64_t id, const imk_op_t *op, json_t *data)
 {
-    imk_buf_t args = IMK_BUF_INIT;
+    char storage[IMK_OP_ARGS_STORAGE];
+    imk_buf_t args;
+    imk_buf_init_on(&args, storage, sizeof(storage));
     imk_op_route_t route = {0};
     if (build_op(s, id, op, data, &args, &route) == 0) {
         dispatch_op(s, id, op, &args, &route);
@@ -709,9 +715,8 @@ static bool within_rate(imk_session_t *s)
     return false;
 }
 
-static void on_text(void *arg, const char *text, size_t len)
+static void handle_text(imk_session_t *s, const char *text, size_t len)
 {
-    imk_session_t *s = arg;
     imk_stats_begin(&s->req);
     if (!within_rate(s)) {
         s->gw->stats.rate_limited++;
@@ -761,6 +766,14 @@ static void on_text(void *arg, const char *text, size_t len)
     json_decref(frame);
     /* Neither answered nor waiting for an answer (a typing without id): done now. */
     imk_stats_end(&s->gw->stats, &s->req, "ok", 2);
+}
+
+/* A client's frame: its JSON lives in the arena only while it is handled (json_arena.h). */
+static void on_text(void *arg, const char *text, size_t len)
+{
+    imk_json_arena_open();
+    handle_text(arg, text, len);
+    imk_json_arena_close();
 }
 
 static void session_destroy(imk_session_t *s)

@@ -1,7 +1,8 @@
 /* Unit tests of common/src/text.c, buf.c, map.c and redis_url.c through their headers:
  * strict UTF-8 (RFC 3629's table, checked exhaustively against a reference written here),
  * JSON string quoting (exact escapes, and a round trip through jansson), the growable
- * buffer, the hash map under thousands of keys and tombstone churn, and redis.url parsing. */
+ * buffer (on the heap and in a caller's storage), the hash map under thousands of keys and
+ * tombstone churn, and redis.url parsing. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -433,6 +434,45 @@ static void test_buf_append(void **state)
     }
 }
 
+/* A buffer started in the caller's storage uses it until its bytes outgrow it, then moves
+ * them to the heap (whole, NUL included); deinit frees only the heap. ASan (the sanitized
+ * build) reports a free of the storage or a leak of the heap copy. */
+static void test_buf_on_storage(void **state)
+{
+    (void)state;
+    char storage[16];
+    imk_buf_t b;
+    imk_buf_init_on(&b, storage, sizeof(storage));
+    assert_ptr_equal(b.data, storage);
+    assert_string_equal(b.data, "");
+    assert_int_equal(imk_buf_append_str(&b, "0123456789"), 0);
+    assert_int_equal(imk_buf_printf(&b, "%s", "abcd"), 0); /* 14 bytes + NUL: still inside */
+    assert_ptr_equal(b.data, storage);
+    assert_string_equal(b.data, "0123456789abcd");
+
+    assert_int_equal(imk_buf_printf(&b, "%d", 12345), 0); /* 19 bytes: moves */
+    assert_ptr_not_equal(b.data, storage);
+    assert_string_equal(b.data, "0123456789abcd12345");
+    assert_true(b.len < b.cap);
+    for (int i = 0; i < 1000; i++) { /* and grows on the heap like any buffer */
+        assert_int_equal(imk_buf_append(&b, "x", 1), 0);
+    }
+    assert_int_equal(b.len, 1019);
+    assert_memory_equal(b.data, "0123456789abcd12345xx", 21);
+    imk_buf_deinit(&b);
+    assert_null(b.data);
+
+    /* Reset keeps the storage; a buffer that never grew frees nothing. */
+    imk_buf_init_on(&b, storage, sizeof(storage));
+    assert_int_equal(imk_buf_append_str(&b, "abc"), 0);
+    imk_buf_reset(&b);
+    assert_ptr_equal(b.data, storage);
+    assert_int_equal(imk_buf_append_str(&b, "de"), 0);
+    assert_string_equal(storage, "de");
+    imk_buf_deinit(&b);
+    imk_buf_deinit(&b);
+}
+
 static void test_buf_printf(void **state)
 {
     (void)state;
@@ -832,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_json_quote_jansson),
         cmocka_unit_test(test_buf_append),
         cmocka_unit_test(test_buf_printf),
+        cmocka_unit_test(test_buf_on_storage),
         cmocka_unit_test(test_buf_huge_append),
         cmocka_unit_test(test_map_basics),
         cmocka_unit_test(test_map_u64),

@@ -33,6 +33,7 @@
 #define BACKOFF_MAX_MS 5000
 #define MAX_ARGS 16        /* of a command built from strings, or handed back for a slot */
 #define FOLLOW_UP_ROUNDS 4 /* writes for other slots, then theirs, and so on (publishes) */
+#define ANSWER_STORAGE 512 /* an answer's msgpack fits here without an allocation, mostly */
 
 struct imk_consumer {
     const imk_config_t *cfg;
@@ -294,7 +295,9 @@ static int append_answer(imk_consumer_t *c, const imk_job_t *job, const char *st
         return 0;
     }
     imk_answer_t answer = {job->conn, job->req, {status, status_len}, {body, body_len}};
-    imk_buf_t buf = IMK_BUF_INIT;
+    char storage[ANSWER_STORAGE];
+    imk_buf_t buf;
+    imk_buf_init_on(&buf, storage, sizeof(storage));
     if (imk_answer_encode(&answer, &buf) != 0) {
         imk_buf_deinit(&buf);
         return 0;

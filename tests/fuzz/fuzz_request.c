@@ -2,7 +2,9 @@
  * the input is parsed as a request frame with jansson as the session does; when it is an
  * object whose "op" names an operation of the table, that operation's build() runs on its
  * "data", as a client and as the admin API. It must never crash, must fail with a contract
- * code, and on success must give exactly one valid msgpack map. Build with clang
+ * code, and on success must give exactly one valid msgpack map. As in the gateway, the
+ * frame's JSON lives in the per-frame arena (json_arena.h: poisoned under ASan once the
+ * frame is done) and the arguments are built in stack storage. Build with clang
  * -fsanitize=fuzzer,address,undefined. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "imkit/config.h"
 #include "imkit/ids.h"
+#include "json_arena.h"
 #include "ops.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -30,6 +33,7 @@ static void init(void)
         imk_config_set(&small, "limits.ids", "2", err, sizeof(err)) != 0) {
         abort();
     }
+    imk_json_arena_install();
     ready = 1;
 }
 
@@ -61,7 +65,9 @@ static void build(const imk_op_t *op, const imk_config_t *cfg, bool admin, json_
     imk_op_ctx_t ctx = {cfg, admin, admin ? NULL : "fuzzer"};
     imk_op_route_t route = {0};
     imk_op_error_t err;
-    imk_buf_t args = IMK_BUF_INIT;
+    char storage[IMK_OP_ARGS_STORAGE];
+    imk_buf_t args;
+    imk_buf_init_on(&args, storage, sizeof(storage));
 
     err.code = NULL;
     if (op->build(&ctx, data, &args, &route, &err) != 0) {
@@ -97,9 +103,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ready) {
         init();
     }
+    imk_json_arena_open();
     json_t *frame = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_object(frame)) {
         json_decref(frame);
+        imk_json_arena_close();
         return 0;
     }
     json_t *name = json_object_get(frame, "op");
@@ -117,5 +125,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         build(op, &small, true, d);
     }
     json_decref(frame);
+    imk_json_arena_close();
     return 0;
 }

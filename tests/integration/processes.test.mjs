@@ -3,7 +3,7 @@
 // admin port (admin_listen's port + index); a process that dies is replaced; SIGTERM to the
 // supervisor stops them all cleanly; a killed supervisor leaves no process behind.
 
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -19,6 +19,7 @@ const cluster = useCluster({ gateways: 0, workers: 1 });
 let publicPort;
 let adminPort; // process i listens on adminPort + i
 let supervisor;
+const supervisors = []; // every one started, so that none outlives the file when a test fails
 
 function listenable(port) {
     return new Promise((resolve) => {
@@ -88,7 +89,9 @@ function startSupervisor(name) {
         'admin.api_keys': cluster.apiKeys,
         'gateway.static_dir': cluster.staticDir,
     };
-    return new Proc(name, cluster.gatewayBin, Cluster.setArgs(set), path.join(cluster.dir, `${name}.log`));
+    const s = cluster.track(new Proc(name, cluster.gatewayBin, Cluster.setArgs(set), path.join(cluster.dir, `${name}.log`)));
+    supervisors.push(s);
+    return s;
 }
 
 async function waitServing(what) {
@@ -106,14 +109,18 @@ async function login(id) {
     return c;
 }
 
-before(async () => {
+// Picked once Redis listens (a second top-level before() would run beside the cluster's
+// start, and a Redis node could then be handed one of these ports or their bus ports).
+cluster.setup(async () => {
     publicPort = (await freePorts(1))[0];
     adminPort = await freeRun(PROCESSES);
 });
 
 after(async () => {
-    if (supervisor && supervisor.alive) {
-        supervisor.child.kill('SIGKILL');
+    for (const s of supervisors) {
+        if (s.alive) {
+            s.child.kill('SIGKILL');
+        }
     }
 });
 

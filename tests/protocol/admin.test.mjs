@@ -418,8 +418,7 @@ test('DELETE /v1/rooms/{rid}: 204; room.left to every tab of every member, no me
     assertHttp(await adm('DELETE', `/v1/rooms/${r.id}`), 404, 'not_found', 'DELETE twice');
     await expectError(m, 'msg.send', { room: r.id, cid: uid('c'), type: 'text', text: 'x' }, 'not_found');
     assert.ok(!(await o.call('room.list', {})).rooms.some((e) => e.id === r.id));
-    const channel = `${cluster.prefix}ch:r:{${r.id}}`;
-    await waitFor(async () => (await cluster.subscribers(channel)) === 0, 3000, 'both gateways unsubscribed the deleted room');
+    await cluster.roomFollowed(r.id, 0, 'both gateways unsubscribed the deleted room');
 });
 
 test('POST /v1/rooms/{rid}/members: 200 room; events as for a client\'s room.members.add (room.joined to the added, member.joined to the others, live messages at once)', async () => {

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-    useCluster, uid, waitFor, user, group, send, expectDelivery, expectSilence, assertNone, expectError,
+    useCluster, uid, user, group, send, expectDelivery, expectSilence, assertNone, expectError,
     roomEvents, jsonOfSize, assertKeys, ROOM_KEYS, SUMMARY_KEYS, QUIET_MS, sleep,
 } from './lib/proto.mjs';
 
@@ -388,23 +388,21 @@ test('a gateway subscribes a room\'s channel when one of its clients joins, and 
     const n = await user(cluster, [1, 1], { prefix: 'n' }); // two tabs, both on gateway 2
     const x = await user(cluster, [1], { prefix: 'x' });
     const r = await group(o, []);
-    const channel = `${cluster.prefix}ch:r:{${r.id}}`;
-    const numsub = () => cluster.subscribers(channel);
-    await waitFor(async () => (await numsub()) === 1, 3000, 'only gateway 1 subscribed');
+    await cluster.roomFollowed(r.id, 1, 'only gateway 1 subscribed');
 
     await o.call('room.members.add', { room: r.id, members: [n.id] });
-    await waitFor(async () => (await numsub()) === 2, 3000, 'gateway 2 subscribed after the add');
+    await cluster.roomFollowed(r.id, 2, 'gateway 2 subscribed after the add');
     const a1 = await send(o, r.id, 'in');
     await expectDelivery('message', (d) => d.room === r.id && d.seq === a1.seq, [o, n], [x]);
 
     await o.call('room.members.remove', { room: r.id, members: [n.id] });
-    await waitFor(async () => (await numsub()) === 1, 3000, 'gateway 2 unsubscribed after the removal');
+    await cluster.roomFollowed(r.id, 1, 'gateway 2 unsubscribed after the removal');
     const a2 = await send(o, r.id, 'out');
     await expectDelivery('message', (d) => d.room === r.id && d.seq === a2.seq, [o], [n, x]);
 
     // Added again: subscribed again, live again on both tabs.
     await o.call('room.members.add', { room: r.id, members: [n.id] });
-    await waitFor(async () => (await numsub()) === 2, 3000, 'gateway 2 subscribed again');
+    await cluster.roomFollowed(r.id, 2, 'gateway 2 subscribed again');
     const a3 = await send(o, r.id, 'in again');
     await expectDelivery('message', (d) => d.room === r.id && d.seq === a3.seq, [o, n], [x]);
 });

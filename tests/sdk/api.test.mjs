@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-    useSdkCluster, sdkClient, connected, rejectsWithCode, op, uid, range, sleep, jwt, nowSec, waitFor,
+    useSdkCluster, sdkClient, connected, rejectsWithCode, op, uid, range, sleep, jwt, nowSec,
 } from './lib/sdk-cluster.mjs';
 
 const T = { timeout: 30000 };
@@ -347,8 +347,7 @@ test('typing(room) reaches the other members as a typing event, at most once per
     await b.waitEvent('room.joined', (x) => x.id === g.id);
     // typing is not stored: it reaches the gateways subscribing the room when it is sent, and
     // Ben's gateway subscribes a moment after his room.joined.
-    const channel = `${cluster.prefix}ch:r:{${g.id}}`;
-    await waitFor(async () => (await cluster.subscribers(channel)) === 2, 3000, 'both gateways subscribe the room');
+    await cluster.roomFollowed(g.id, 2, 'both gateways subscribe the room');
     a.im.typing(g.id);
     a.im.typing(g.id); // throttled
     a.im.typing(g.id);

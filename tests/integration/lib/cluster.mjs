@@ -741,6 +741,19 @@ export class Cluster {
     }
 
     /**
+     * Waits until `n` gateways subscribe room `rid`'s channel. A gateway subscribes when one
+     * of its clients joins, a moment after the join's answer (on a cluster, on the room's
+     * master, through another connection), and unsubscribes when its last one leaves. An
+     * event published before the subscription reaches none of its sessions: the join's
+     * catch-up brings back the messages, in their current version, and nothing else
+     * (typing, room.updated, member.*). Tests of live events to every member start here.
+     */
+    async roomFollowed(rid, n, what = `${n} gateways subscribe room ${rid}`) {
+        const channel = `${this.prefix}ch:r:{${rid}}`;
+        await waitFor(async () => (await this.subscribers(channel)) === n, 3000, what);
+    }
+
+    /**
      * How many gateways subscribe channel: PUBSUB NUMSUB, or on a cluster (sharded
      * channels) PUBSUB SHARDNUMSUB on the master of the channel's slot (the command names
      * no key, so nothing redirects it there).

@@ -4,7 +4,7 @@
 // (absence is asserted after one bounded quiet period).
 
 import assert from 'node:assert/strict';
-import { uid, sleep, waitFor, assertError } from '../../integration/lib/cluster.mjs';
+import { uid, sleep, assertError } from '../../integration/lib/cluster.mjs';
 
 export * from '../../integration/lib/cluster.mjs';
 
@@ -121,28 +121,16 @@ export function send(u, room, text, extra = {}) {
 /**
  * Creates a group room owned by `owner` with the other users (or ids) as members; returns the
  * room once every tab of the owner and of the member users got room.joined (its gateway
- * counts it in the room from then on) and every gateway holding one follows the room (see
- * roomFollowed): from then on the room's live events reach all of them.
+ * counts it in the room from then on) and every gateway holding one follows the room
+ * (Cluster.roomFollowed): from then on the room's live events reach all of them.
+ * messages.test.mjs tests what a tab that joined a moment before a change ends up with.
  */
 export async function group(owner, members, extra = {}) {
     const r = await owner.call('room.create', { type: 'group', members: members.map((m) => (typeof m === 'string' ? m : m.id)), ...extra });
     const tabs = conns(owner, members.filter((m) => typeof m !== 'string'));
     await Promise.all(tabs.map((c) => c.waitEvents('room.joined', 1, (d) => d.id === r.id)));
-    await roomFollowed(owner.cluster, r.id, new Set(tabs.map((c) => c.gateway)).size);
+    await owner.cluster.roomFollowed(r.id, new Set(tabs.map((c) => c.gateway)).size);
     return r;
-}
-
-/**
- * Waits until `n` gateways subscribe room `rid`'s channel. A gateway subscribes when one of its
- * clients joins, a moment after the join's answer (on a cluster, on the room's master, through
- * another connection). An event published before that reaches none of its sessions: a join's
- * catch-up brings back the messages, in their current version, and nothing else (typing,
- * room.updated, member.*). Tests of live events to every member therefore start there;
- * messages.test.mjs tests what a tab that joined a moment before a change ends up with.
- */
-export async function roomFollowed(cluster, rid, n) {
-    const channel = `${cluster.prefix}ch:r:{${rid}}`;
-    await waitFor(async () => (await cluster.subscribers(channel)) === n, 3000, `${n} gateways subscribe room ${rid}`);
 }
 
 /** A JSON object whose compact serialization is exactly `bytes` bytes long: {"k":"xxx…"}. */
